@@ -1,0 +1,22 @@
+# The README's two set-up commands are `make bench` and `make test`: each installs what it needs first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU build where there is no CUDA; this release is on disk on our machines, so nothing large downloads.
+TORCH ?= torch==2.13.0
+
+.PHONY: install test bench lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[test]"
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m specsweep.bench

@@ -1,0 +1,1 @@
+"""specsweep: speculative-decoding experiments as Hydra sweeps."""

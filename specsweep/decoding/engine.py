@@ -1,0 +1,272 @@
+"""Our own decoding loops: autoregressive decoding and speculative sampling.
+
+Speculative sampling follows Leviathan et al. (2023), Algorithm 1, in their notation: the draft M_q proposes
+gamma tokens x_1..x_gamma from q, each conditioned on the ones before it; the target M_p scores all gamma+1
+positions in one forward; x_i is kept with probability min(1, p(x_i) / q(x_i)); the first rejected position is
+resampled from norm(max(0, p - q)); if all are kept, a bonus token comes from p at position gamma+1.
+
+One sequence at a time (batch size 1). With a KV cache, each model's cache holds every token of the
+sequence but the last; after a rejection it is rolled back with the cache class's own `crop`. Without one,
+every forward reads the whole sequence.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel
+
+from specsweep.decoding.sampling import Sampling, choose, logits_to_probs, sample
+from specsweep.decoding.stats import DecodeStats, Generation
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels, so that a timer measures the work and not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type != "cpu" and hasattr(getattr(torch, device.type, None), "synchronize"):
+        getattr(torch, device.type).synchronize()
+
+
+def record_forward(stats: DecodeStats, role: str, index: int, seconds: float) -> None:
+    """Book the `index`-th forward of a model ("target" or "draft") in one generation call."""
+    if index == 0:  # the first forward reads the whole prompt: it says nothing about a decoding step
+        stats.prefill_seconds += seconds
+    elif role == "target":
+        stats.target_forwards += 1
+        stats.target_seconds += seconds
+    else:
+        stats.draft_forwards += 1
+        stats.draft_seconds += seconds
+
+
+@dataclass
+class Runner:
+    """A model with its KV cache (None when caching is off) and its share of the stats."""
+
+    model: PreTrainedModel
+    use_cache: bool
+    role: str  # "target" or "draft": which stats fields its forwards go to
+    stats: DecodeStats
+    cache: object = None
+    forwards: int = 0
+
+    @property
+    def cached(self) -> int:
+        """How many leading tokens of the sequence the cache already holds."""
+        return self.cache.get_seq_length() if self.cache is not None else 0
+
+    def forward(self, seq: torch.Tensor, keep: int) -> torch.Tensor:
+        """Logits of the last `keep` positions of seq: [1, L] -> [keep, V]. Feeds only what the cache lacks."""
+        device = seq.device
+        synchronize(device)
+        start = time.perf_counter()
+        out = self.model(
+            input_ids=seq[:, self.cached :],
+            past_key_values=self.cache,
+            use_cache=self.use_cache,
+            logits_to_keep=keep,
+        )
+        logits = out.logits[0, -keep:]
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        if self.use_cache:
+            self.cache = out.past_key_values
+        record_forward(self.stats, self.role, self.forwards, seconds)
+        self.forwards += 1
+        return logits
+
+    def rollback(self, length: int) -> None:
+        """Keep the cache for the first `length` tokens only (drops rejected drafts)."""
+        extra = self.cached - length
+        if extra > 0:
+            self.cache.crop(-extra)
+
+
+def check_request(input_ids: torch.Tensor, max_new_tokens: int, gamma: int | None = None) -> torch.Tensor:
+    """Validate the arguments every method shares; return input_ids as [1, L]."""
+    if input_ids.dim() == 1:
+        input_ids = input_ids.unsqueeze(0)
+    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+        raise ValueError(f"input_ids has shape {tuple(input_ids.shape)}; pass one non-empty sequence, [L] or [1, L].")
+    if input_ids.shape[0] != 1:
+        raise ValueError(
+            f"input_ids has batch size {input_ids.shape[0]}; specsweep decodes one sequence at a time "
+            "(batch size 1), as speculative decoding and transformers' assisted generation require."
+        )
+    if isinstance(max_new_tokens, bool) or int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens={max_new_tokens} is invalid; it must be a positive integer.")
+    if gamma is not None and (isinstance(gamma, bool) or int(gamma) != gamma or gamma < 1):
+        raise ValueError(f"gamma={gamma} is invalid; the lookahead must be a positive integer (a study uses 1..7).")
+    return input_ids
+
+
+def _eos_set(eos_token_id: int | list[int] | None) -> set[int]:
+    if eos_token_id is None:
+        return set()
+    return {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
+
+
+def _cut_at_eos(tokens: list[int], eos: set[int]) -> list[int]:
+    """Tokens up to and including the first EOS, where autoregressive decoding would stop."""
+    for i, token in enumerate(tokens):
+        if token in eos:
+            return tokens[: i + 1]
+    return tokens
+
+
+@torch.inference_mode()
+def autoregressive(
+    target: PreTrainedModel,
+    input_ids: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    sampling: Sampling = Sampling(),
+    use_cache: bool = True,
+    eos_token_id: int | list[int] | None = None,
+    generator: torch.Generator | None = None,
+) -> Generation:
+    """The target alone, one token per forward."""
+    seq = check_request(input_ids, max_new_tokens).to(target.device)
+    prompt_length, eos = seq.shape[1], _eos_set(eos_token_id)
+    stats = DecodeStats()
+    runner = Runner(target, use_cache, "target", stats)
+    synchronize(seq.device)
+    start = time.perf_counter()
+    for _ in range(max_new_tokens):
+        token, _ = choose(runner.forward(seq, keep=1), sampling, generator)  # token: [1]
+        seq = torch.cat([seq, token[None]], dim=1)
+        if eos and token.item() in eos:
+            break
+    synchronize(seq.device)
+    stats.seconds = time.perf_counter() - start
+    stats.new_tokens = seq.shape[1] - prompt_length
+    return Generation(seq[0, prompt_length:], stats, {"method": "autoregressive", "use_cache": use_cache})
+
+
+def common_vocab_size(target: PreTrainedModel, draft: PreTrainedModel) -> int:
+    """Rows both output layers have. Same tokenizer with padded embeddings (Pythia): compare over the shared ids."""
+    return min(target.get_output_embeddings().out_features, draft.get_output_embeddings().out_features)
+
+
+def draft_tokens(
+    draft: Runner, seq: torch.Tensor, gamma: int, sampling: Sampling, vocab: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """x_1..x_gamma from M_q, each conditioned on the sequence and the drafts before it.
+
+    seq: [1, L] -> drafts: [gamma], q: [gamma, V] (None when greedy).
+    """
+    if gamma == 0:
+        return seq.new_empty(0), (None if sampling.greedy else torch.empty(0, vocab, device=seq.device))
+    drafts, q = [], []
+    for _ in range(gamma):
+        token, probs = choose(draft.forward(seq, keep=1)[:, :vocab], sampling, generator)  # [1], [1, V]
+        seq = torch.cat([seq, token[None]], dim=1)
+        drafts.append(token)
+        q.append(probs)
+    return torch.cat(drafts), (None if sampling.greedy else torch.cat(q))
+
+
+def verify(
+    target: Runner, seq: torch.Tensor, drafts: torch.Tensor, vocab: int
+) -> torch.Tensor:
+    """M_p on the sequence plus the drafts, in one forward. seq: [1, L], drafts: [gamma] -> logits [gamma+1, V]."""
+    candidate = torch.cat([seq, drafts[None]], dim=1)
+    return target.forward(candidate, keep=drafts.numel() + 1)[:, :vocab]
+
+
+def accept(
+    drafts: torch.Tensor,
+    q: torch.Tensor | None,
+    target_logits: torch.Tensor,
+    sampling: Sampling,
+    generator: torch.Generator | None,
+) -> tuple[int, torch.Tensor]:
+    """Leviathan et al.'s acceptance test. Returns (n accepted, the token that follows them: [1]).
+
+    drafts: [gamma], q: [gamma, V], target_logits: [gamma+1, V].
+    """
+    gamma = drafts.numel()
+    if sampling.greedy:
+        # Temperature 0: p is one-hot on the target's argmax, so x_i is kept iff it is that argmax.
+        choice = target_logits.argmax(dim=-1)  # [gamma+1]
+        n = int((drafts == choice[:gamma]).cumprod(dim=0).sum())
+        return n, choice[n : n + 1]
+    p = logits_to_probs(target_logits, sampling)  # [gamma+1, V]
+    positions = torch.arange(gamma, device=drafts.device)
+    p_x, q_x = p[positions, drafts], q[positions, drafts]  # [gamma]
+    r = torch.rand(gamma, device=drafts.device, generator=generator)
+    n = int((r < p_x / q_x).cumprod(dim=0).sum())  # keep x_i with probability min(1, p(x_i) / q(x_i))
+    if n == gamma:
+        return n, sample(p[gamma : gamma + 1], generator)  # all kept: the bonus token from p_{gamma+1}
+    residual = torch.clamp(p[n] - q[n], min=0)  # x_{n+1} rejected: resample from norm(max(0, p - q))
+    if residual.sum() <= 0:  # p == q up to rounding, so a rejection had probability ~0; p is the right law
+        residual = p[n]
+    return n, sample((residual / residual.sum())[None], generator)
+
+
+def check_pair(target: PreTrainedModel, draft: PreTrainedModel, tokenizers: tuple | None) -> None:
+    """Draft and target must speak the same tokenizer; padded embedding sizes are fine."""
+    if tokenizers is not None:
+        target_tokenizer, draft_tokenizer = tokenizers
+        if target_tokenizer.get_vocab() != draft_tokenizer.get_vocab():
+            raise ValueError(
+                "the draft's tokenizer differs from the target's, so their token ids cannot be compared; "
+                "speculative decoding needs a shared tokenizer (use method prompt_lookup, which drafts from "
+                "the prompt, for a target without a matching draft)."
+            )
+    for name in ("eos_token_id", "bos_token_id"):
+        t, d = getattr(target.config, name, None), getattr(draft.config, name, None)
+        if t is not None and d is not None and t != d:
+            raise ValueError(
+                f"the draft's {name}={d} differs from the target's {name}={t}, so they do not share a tokenizer; "
+                "speculative decoding needs one (use method prompt_lookup for a target without a matching draft)."
+            )
+
+
+@torch.inference_mode()
+def speculative(
+    target: PreTrainedModel,
+    draft: PreTrainedModel,
+    input_ids: torch.Tensor,
+    *,
+    gamma: int,
+    max_new_tokens: int,
+    sampling: Sampling = Sampling(),
+    use_cache: bool = True,
+    eos_token_id: int | list[int] | None = None,
+    generator: torch.Generator | None = None,
+    tokenizers: tuple | None = None,
+) -> Generation:
+    """Speculative sampling: lossless, so the output has the target's distribution (greedy: its exact tokens).
+
+    `tokenizers` = (target's, draft's), when given, are checked to be the same vocabulary.
+    """
+    seq = check_request(input_ids, max_new_tokens, gamma).to(target.device)
+    check_pair(target, draft, tokenizers)
+    prompt_length, eos, vocab = seq.shape[1], _eos_set(eos_token_id), common_vocab_size(target, draft)
+    stats = DecodeStats(accepted_per_position=[0] * gamma)
+    m_p = Runner(target, use_cache, "target", stats)
+    m_q = Runner(draft, use_cache, "draft", stats)
+    synchronize(seq.device)
+    start = time.perf_counter()
+    while (remaining := max_new_tokens - (seq.shape[1] - prompt_length)) > 0:
+        lookahead = min(gamma, remaining - 1)  # the bonus token must not overshoot max_new_tokens
+        drafts, q = draft_tokens(m_q, seq, lookahead, sampling, vocab, generator)
+        n, next_token = accept(drafts, q, verify(m_p, seq, drafts, vocab), sampling, generator)
+        new = _cut_at_eos(drafts[:n].tolist() + next_token.tolist(), eos)
+        kept = min(n, len(new))  # an accepted EOS ends the round: later drafts were never used
+        stats.record_round(lookahead, kept, rejected=n < lookahead and len(new) == n + 1)
+        seq = torch.cat([seq, torch.tensor([new], dtype=seq.dtype, device=seq.device)], dim=1)
+        if new[-1] in eos:
+            break
+        # Both caches keep every token but the last, which the next round feeds.
+        m_p.rollback(seq.shape[1] - 1)
+        m_q.rollback(seq.shape[1] - 1)
+    synchronize(seq.device)
+    stats.seconds = time.perf_counter() - start
+    stats.new_tokens = seq.shape[1] - prompt_length
+    settings = {"method": "speculative", "gamma": gamma, "use_cache": use_cache, "vocab": vocab}
+    return Generation(seq[0, prompt_length:], stats, settings)

@@ -1,0 +1,192 @@
+"""transformers' own candidate decoding, instrumented: assisted generation (seed 002's AsG) and prompt lookup.
+
+transformers exposes no acceptance counts, so we count where the brief says to: the candidate generator's
+`update_candidate_strategy(input_ids, scores, num_matches)` runs once per round, with scores of shape
+[1, drafted + 1, V]. Forward hooks time each model's forwards with the same rules as our own loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import torch
+from transformers import GenerationConfig, PreTrainedModel
+
+from specsweep.decoding.engine import check_pair, check_request, record_forward, synchronize
+from specsweep.decoding.sampling import Sampling
+from specsweep.decoding.stats import DecodeStats, Generation
+
+
+@contextmanager
+def _generation_config(model: PreTrainedModel, config: GenerationConfig) -> Iterator[None]:
+    """Run with exactly `config`: generate() fills unset fields from model.generation_config, and the
+    assistant's settings persist between calls (huggingface/transformers#40739), so swap and restore."""
+    saved = model.generation_config
+    model.generation_config = config
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
+@contextmanager
+def _timed_forwards(model: PreTrainedModel, role: str, stats: DecodeStats) -> Iterator[None]:
+    clock = {"start": 0.0, "index": 0}
+
+    def before(module, args):
+        synchronize(model.device)
+        clock["start"] = time.perf_counter()
+
+    def after(module, args, output):
+        synchronize(model.device)
+        record_forward(stats, role, clock["index"], time.perf_counter() - clock["start"])
+        clock["index"] += 1
+
+    handles = [model.register_forward_pre_hook(before), model.register_forward_hook(after)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def _counted_rounds(target: PreTrainedModel, stats: DecodeStats, max_length: int, eos: set[int]
+                    ) -> Iterator[None]:
+    """Count drafted and accepted tokens in every round of the candidate generator that generate() builds."""
+    build = target._get_candidate_generator
+
+    def build_counted(*args, **kwargs):
+        generator = build(*args, **kwargs)
+        update = generator.update_candidate_strategy
+
+        def update_counted(input_ids: torch.Tensor, scores: torch.Tensor, num_matches: int) -> None:
+            drafted, accepted = scores.shape[1] - 1, int(num_matches)
+            # Fewer matches than drafts is a rejection unless the round ended generation (EOS or length).
+            finished = input_ids.shape[1] >= max_length or int(input_ids[0, -1]) in eos
+            stats.record_round(drafted, accepted, rejected=accepted < drafted and not finished)
+            update(input_ids, scores, num_matches)
+
+        generator.update_candidate_strategy = update_counted
+        return generator
+
+    target._get_candidate_generator = build_counted  # on this instance only, for this call only
+    try:
+        yield
+    finally:
+        del target._get_candidate_generator
+
+
+def _generate(
+    target: PreTrainedModel,
+    input_ids: torch.Tensor,
+    *,
+    gamma: int,
+    max_new_tokens: int,
+    sampling: Sampling,
+    use_cache: bool,
+    eos_token_id: int | list[int] | None,
+    generator: torch.Generator | None,
+    method: str,
+    draft: PreTrainedModel | None = None,
+    **candidate_settings: Any,
+) -> Generation:
+    seq = check_request(input_ids, max_new_tokens, gamma).to(target.device)
+    if not use_cache:
+        raise ValueError(
+            f"use_cache=False is not supported by method {method}: transformers' assisted generation always "
+            "verifies drafts against a KV cache (use method speculative for the no-cache cell)."
+        )
+    eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or ())
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=not sampling.greedy,
+        eos_token_id=eos_token_id,
+        pad_token_id=next(iter(eos), 0),
+        use_cache=True,
+        **({} if sampling.greedy else {
+            "temperature": sampling.temperature,
+            "top_k": sampling.top_k or 0,  # 0 turns off generate()'s default top_k=50
+            "top_p": sampling.top_p or 1.0,
+        }),
+        **candidate_settings,
+    )
+    stats = DecodeStats(accepted_per_position=[0] * gamma)
+    max_length = seq.shape[1] + max_new_tokens
+    # generate() samples from the global RNG: seed it from `generator`, without disturbing the caller's RNG.
+    seed = None if generator is None else int(torch.randint(2**62, (1,), generator=generator))
+    with ExitStack() as stack:
+        stack.enter_context(_generation_config(target, config))
+        stack.enter_context(_counted_rounds(target, stats, max_length, eos))
+        stack.enter_context(_timed_forwards(target, "target", stats))
+        if draft is not None:
+            # The lookahead is read from the assistant's own generation_config, not from generate()'s kwargs.
+            assistant = GenerationConfig(
+                num_assistant_tokens=gamma,
+                num_assistant_tokens_schedule="constant",
+                assistant_confidence_threshold=0.0,
+            )
+            stack.enter_context(_generation_config(draft, assistant))
+            stack.enter_context(_timed_forwards(draft, "draft", stats))
+        if seed is not None:
+            stack.enter_context(torch.random.fork_rng(devices=[seq.device] if seq.device.type == "cuda" else []))
+            torch.manual_seed(seed)
+        synchronize(seq.device)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = target.generate(seq, attention_mask=torch.ones_like(seq), assistant_model=draft,
+                                  generation_config=config)
+        synchronize(seq.device)
+        stats.seconds = time.perf_counter() - start
+    tokens = out[0, seq.shape[1] :]
+    stats.new_tokens = tokens.numel()
+    settings = {"method": method, "gamma": gamma, "use_cache": True, **candidate_settings}
+    if draft is not None:
+        settings |= {"num_assistant_tokens": gamma, "num_assistant_tokens_schedule": "constant",
+                     "assistant_confidence_threshold": 0.0}
+    return Generation(tokens, stats, settings)
+
+
+def assisted(
+    target: PreTrainedModel,
+    draft: PreTrainedModel,
+    input_ids: torch.Tensor,
+    *,
+    gamma: int,
+    max_new_tokens: int,
+    sampling: Sampling = Sampling(),
+    use_cache: bool = True,
+    eos_token_id: int | list[int] | None = None,
+    generator: torch.Generator | None = None,
+    tokenizers: tuple | None = None,
+) -> Generation:
+    """transformers' generate(assistant_model=draft) with the lookahead pinned to a constant gamma."""
+    check_pair(target, draft, tokenizers)
+    if draft is target:
+        raise ValueError("draft is the target object itself; pass a separate copy so each keeps its own cache.")
+    return _generate(target, input_ids, gamma=gamma, max_new_tokens=max_new_tokens, sampling=sampling,
+                     use_cache=use_cache, eos_token_id=eos_token_id, generator=generator,
+                     method="assisted", draft=draft)
+
+
+def prompt_lookup(
+    target: PreTrainedModel,
+    input_ids: torch.Tensor,
+    *,
+    gamma: int,
+    max_ngram: int = 2,
+    max_new_tokens: int,
+    sampling: Sampling = Sampling(),
+    use_cache: bool = True,
+    eos_token_id: int | list[int] | None = None,
+    generator: torch.Generator | None = None,
+) -> Generation:
+    """transformers' prompt-lookup decoding: up to gamma drafts copied from where the last n-gram occurred."""
+    if isinstance(max_ngram, bool) or int(max_ngram) != max_ngram or max_ngram < 1:
+        raise ValueError(f"max_ngram={max_ngram} is invalid; it must be a positive integer.")
+    return _generate(target, input_ids, gamma=gamma, max_new_tokens=max_new_tokens, sampling=sampling,
+                     use_cache=use_cache, eos_token_id=eos_token_id, generator=generator,
+                     method="prompt_lookup", prompt_lookup_num_tokens=gamma, max_matching_ngram_size=max_ngram)

@@ -1,0 +1,62 @@
+"""Derived metrics follow ../shared/BRIEF.md section 2; the theory matches Leviathan et al. and seed 004."""
+
+from __future__ import annotations
+
+import pytest
+
+from specsweep import theory
+from specsweep.decoding import DecodeStats, autoregressive, derive, speculative
+
+
+@pytest.mark.parametrize("alpha,gamma,speed", [
+    # Seed 004 (Leviathan et al., Table/Figure of expected speed with c ~ 0).
+    (0.6, 2, 1.96), (0.7, 3, 2.53), (0.8, 2, 2.44), (0.8, 5, 3.69), (0.9, 2, 2.71), (0.9, 10, 6.86),
+])
+def test_expected_tokens_matches_seed_004(alpha, gamma, speed):
+    assert theory.predicted_speedup(alpha, gamma, c=0.0) == pytest.approx(speed, abs=0.005)
+
+
+def test_the_reference_study_should_have_found_gamma_3_for_29M():
+    """Brief section 3: alpha=0.593 and c=0.124 (seed 000, 29M at gamma 1) predict gamma*=3, about 1.57x."""
+    assert theory.predicted_speedup(0.593, 1, 0.124) == pytest.approx(1.42, abs=0.01)
+    assert theory.gamma_star(0.593, 0.124) == 3
+    assert theory.predicted_speedup(0.593, 3, 0.124) == pytest.approx(1.57, abs=0.01)
+
+
+def test_derived_metrics_from_counts():
+    stats = DecodeStats(new_tokens=10, rounds=4, drafted=12, accepted=6, rejections=3,
+                        accepted_per_position=[3, 2, 1], draft_forwards=12, draft_seconds=0.012,
+                        target_forwards=3, target_seconds=0.015, seconds=0.05)
+    baseline = DecodeStats(new_tokens=10, target_forwards=9, target_seconds=0.036, seconds=0.04)
+    m = derive(stats, baseline)
+    assert m["acceptance_rate"] == 0.5  # 6 / 12
+    assert m["alpha"] == pytest.approx(6 / 9)  # accepted / (accepted + rejections)
+    assert m["tokens_per_round"] == 2.5
+    assert m["c"] == pytest.approx(1.0 / 4.0)  # 1 ms per draft step / 4 ms per target step
+    assert m["verify_cost"] == pytest.approx(5.0 / 4.0)
+    assert m["ms_per_token"] == pytest.approx(5.0) and m["tokens_per_s"] == pytest.approx(200)
+    assert m["predicted_speedup"] == pytest.approx(theory.predicted_speedup(6 / 9, 3, 0.25))
+    assert m["gamma_star"] == theory.gamma_star(6 / 9, 0.25)
+    assert derive(DecodeStats())["alpha"] is None  # undefined, not zero
+
+
+def test_stats_add_up_over_calls(target, near_draft, prompts):
+    total = DecodeStats()
+    for prompt in prompts[:3]:
+        out = speculative(target, near_draft, prompt, gamma=3, max_new_tokens=12)
+        total = total + out.stats
+        assert sum(out.stats.accepted_per_position) == out.stats.accepted
+        assert out.stats.drafted == out.stats.draft_forwards + 1  # the first draft forward is the prefill
+        assert out.stats.rounds == out.stats.target_forwards + 1
+    assert total.new_tokens == 36 and sum(total.accepted_per_position) == total.accepted
+
+
+def test_timings_are_positive_and_consistent(target, near_draft, prompts):
+    ar = autoregressive(target, prompts[0], max_new_tokens=16)
+    sd = speculative(target, near_draft, prompts[0], gamma=2, max_new_tokens=16)
+    assert ar.stats.target_forwards == 15 and ar.stats.prefill_seconds > 0
+    for stats in (ar.stats, sd.stats):
+        forwards = stats.target_seconds + stats.draft_seconds + stats.prefill_seconds
+        assert 0 < forwards <= stats.seconds
+    m = derive(sd.stats, ar.stats)
+    assert 0 < m["c"] and 0 < m["verify_cost"] and 0 <= m["overhead_fraction"] < 1
