@@ -97,12 +97,22 @@ def test_prompt_lookup_equals_autoregressive(target, prompts, expected):
     assert drafted > 0
 
 
-def test_common_vocabulary_for_padded_draft(target, prompts, expected):
-    """Same tokenizer, larger (padded) embedding matrix, as between Pythia sizes."""
+def test_draft_with_a_larger_embedding(target, prompts, expected):
+    """Same tokenizer, padded embeddings (Pythia sizes differ so): the draft's extra ids are never proposed."""
     from tests.conftest import tiny_model
 
-    padded = tiny_model(seed=3, vocab=128)
-    for prompt, tokens in zip(prompts[:4], expected[:4], strict=True):
-        out = speculative(target, padded, prompt, gamma=3, max_new_tokens=MAX_NEW)
-        assert out.tokens.tolist() == tokens
-        assert out.settings["vocab"] == 96
+    draft = tiny_model(seed=3, vocab=128)
+    for prompt, tokens in zip(prompts, expected, strict=True):
+        assert speculative(target, draft, prompt, gamma=3, max_new_tokens=MAX_NEW).tokens.tolist() == tokens
+
+
+def test_target_with_a_larger_embedding(target, near_draft, prompts, expected):
+    """The target padded to 128 rows (new rows are the mean of the others, as transformers pads): q is 0 on
+    the ids the draft lacks, so p keeps its whole support and greedy output is unchanged."""
+    padded = copy.deepcopy(target)
+    padded.resize_token_embeddings(128)
+    for prompt, tokens in zip(prompts, expected, strict=True):
+        assert autoregressive(padded, prompt, max_new_tokens=MAX_NEW).tokens.tolist() == tokens
+        assert speculative(padded, near_draft, prompt, gamma=3, max_new_tokens=MAX_NEW).tokens.tolist() == tokens
+    with pytest.raises(ValueError, match="outside the draft's vocabulary"):
+        speculative(padded, near_draft, torch.tensor([[5, 100]]), gamma=3, max_new_tokens=4)

@@ -20,42 +20,57 @@ SAMPLES = 3000
 P_VALUE = 1e-3
 
 
-def reference_probs(logits: torch.Tensor, temperature: float, top_k: int | None) -> torch.Tensor:
+def reference_probs(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
     """The target's processed next-token law, written out independently of the code under test."""
-    scores = logits.double() / temperature
-    if top_k is not None:
-        kth = scores.topk(top_k).values[..., -1:]
+    scores = logits.double() / sampling.temperature
+    if sampling.top_k is not None:
+        kth = scores.topk(sampling.top_k).values[..., -1:]
         scores = scores.masked_fill(scores < kth, float("-inf"))
-    return torch.softmax(scores, dim=-1)
+    probs = torch.softmax(scores, dim=-1)
+    if sampling.top_p is not None:  # keep the most likely tokens until their mass reaches top_p
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        mass_before = sorted_probs.cumsum(-1) - sorted_probs
+        keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, mass_before < sampling.top_p)
+        probs = torch.where(keep, probs, 0.0)
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
 
 
 @torch.inference_mode()
-def exact_joint(target, temperature: float, top_k: int | None) -> torch.Tensor:
+def exact_joint(target, sampling: Sampling) -> torch.Tensor:
     """P(x1, x2) = p(x1 | prompt) p(x2 | prompt, x1): [V, V]."""
-    first = reference_probs(target(PROMPT).logits[0, -1], temperature, top_k)
+    first = reference_probs(target(PROMPT).logits[0, -1], sampling)
     extended = torch.cat([PROMPT.repeat(VOCAB, 1), torch.arange(VOCAB)[:, None]], dim=1)
-    second = reference_probs(target(extended).logits[:, -1], temperature, top_k)
+    second = reference_probs(target(extended).logits[:, -1], sampling)
     return first[:, None] * second
 
 
-def observed_joint(target, draft, sampling: Sampling, use_cache: bool, samples: int) -> torch.Tensor:
+def observed_joint(target, draft, sampling: Sampling, use_cache: bool, gamma: int, samples: int) -> torch.Tensor:
+    """gamma=2 with 3 new tokens: x2 is a draft conditioned on the drafted x1. gamma=1 with 2 new tokens: x2 is
+    the bonus token after an accepted x1, or, after a rejection, a round with no budget left to draft."""
     generator = torch.Generator().manual_seed(1234)
     counts = torch.zeros(VOCAB, VOCAB)
     for _ in range(samples):
-        # gamma=2 with 3 new tokens: the first round drafts two tokens, so x2 depends on a drafted x1.
-        tokens = speculative(target, draft, PROMPT, gamma=2, max_new_tokens=3, sampling=sampling,
+        tokens = speculative(target, draft, PROMPT, gamma=gamma, max_new_tokens=gamma + 1, sampling=sampling,
                              use_cache=use_cache, generator=generator).tokens
         counts[tokens[0], tokens[1]] += 1
     return counts
 
 
 def chi_squared_p_value(observed: torch.Tensor, probs: torch.Tensor) -> float:
-    """Pearson's test, with cells expecting fewer than 5 counts pooled into one."""
+    """Pearson's test, with cells expecting fewer than 5 counts pooled into one. A sample in a cell of
+    probability 0 (cut by top-k or top-p) is impossible under the target: p-value 0."""
     expected = probs.flatten() * observed.sum()
     observed = observed.flatten().double()
-    small = expected < 5
-    f_obs = torch.cat([observed[~small], observed[small].sum()[None]])
-    f_exp = torch.cat([expected[~small], expected[small].sum()[None]])
+    impossible = expected == 0
+    if observed[impossible].sum() > 0:
+        return 0.0
+    small = (expected < 5) & ~impossible
+    big = ~small & ~impossible
+    f_obs = torch.cat([observed[big], observed[small].sum()[None]])
+    f_exp = torch.cat([expected[big], expected[small].sum()[None]])
+    if f_exp[-1] == 0:  # nothing to pool
+        f_obs, f_exp = f_obs[:-1], f_exp[:-1]
     return float(chisquare(f_obs.numpy(), f_exp.numpy()).pvalue)
 
 
@@ -65,27 +80,28 @@ def pair():
     return target, perturbed(target, scale=0.2, seed=11)
 
 
-def total_variation(target, draft, temperature, top_k) -> float:
+def total_variation(target, draft, sampling: Sampling) -> float:
     with torch.inference_mode():
-        p = reference_probs(target(PROMPT).logits[0, -1], temperature, top_k)
-        q = reference_probs(draft(PROMPT).logits[0, -1], temperature, top_k)
+        p = reference_probs(target(PROMPT).logits[0, -1], sampling)
+        q = reference_probs(draft(PROMPT).logits[0, -1], sampling)
     return float((p - q).abs().sum() / 2)
 
 
 CASES = [
-    pytest.param(Sampling(temperature=1.0), True, id="T=1-cache"),
-    pytest.param(Sampling(temperature=0.7, top_k=5), False, id="T=0.7-topk5-nocache"),
+    pytest.param(Sampling(temperature=1.0), True, 2, id="T=1-cache-gamma2"),
+    pytest.param(Sampling(temperature=0.7, top_k=5), False, 2, id="T=0.7-topk5-nocache-gamma2"),
+    pytest.param(Sampling(temperature=0.9, top_p=0.8), True, 1, id="T=0.9-topp0.8-cache-gamma1-bonus"),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sampling,use_cache", CASES)
-def test_speculative_sampling_has_the_target_distribution(pair, sampling, use_cache):
+@pytest.mark.parametrize("sampling,use_cache,gamma", CASES)
+def test_speculative_sampling_has_the_target_distribution(pair, sampling, use_cache, gamma):
     target, draft = pair
     # Power: the draft's law is far enough from the target's that accepting and resampling both matter.
-    assert 0.25 < total_variation(target, draft, sampling.temperature, sampling.top_k) < 0.75
-    observed = observed_joint(target, draft, sampling, use_cache, SAMPLES)
-    assert chi_squared_p_value(observed, exact_joint(target, sampling.temperature, sampling.top_k)) > P_VALUE
+    assert 0.25 < total_variation(target, draft, sampling) < 0.75
+    observed = observed_joint(target, draft, sampling, use_cache, gamma, SAMPLES)
+    assert chi_squared_p_value(observed, exact_joint(target, sampling)) > P_VALUE
 
 
 def always_accept(drafts, q, target_logits, sampling, generator):
@@ -94,9 +110,21 @@ def always_accept(drafts, q, target_logits, sampling, generator):
     return drafts.numel(), sample(p[-1:], generator)
 
 
+def uniform_bonus(drafts, q, target_logits, sampling, generator):
+    """A broken rule: the right test, but a bonus token drawn uniformly instead of from p_{gamma+1}."""
+    n, token = ACCEPT(drafts, q, target_logits, sampling, generator)
+    if n == drafts.numel():
+        token = torch.randint(VOCAB, (1,), generator=generator)
+    return n, token
+
+
+ACCEPT = engine.accept
+
+
 @pytest.mark.slow
-def test_the_check_rejects_a_broken_acceptance_rule(pair, monkeypatch):
+@pytest.mark.parametrize("broken,gamma", [(always_accept, 2), (uniform_bonus, 1)], ids=["always-accept", "bonus"])
+def test_the_check_rejects_a_broken_rule(pair, monkeypatch, broken, gamma):
     target, draft = pair
-    monkeypatch.setattr(engine, "accept", always_accept)
-    observed = observed_joint(target, draft, Sampling(temperature=1.0), True, SAMPLES // 3)
-    assert chi_squared_p_value(observed, exact_joint(target, 1.0, None)) < P_VALUE
+    monkeypatch.setattr(engine, "accept", broken)
+    observed = observed_joint(target, draft, Sampling(temperature=1.0), True, gamma, SAMPLES // 3)
+    assert chi_squared_p_value(observed, exact_joint(target, Sampling(temperature=1.0))) < P_VALUE

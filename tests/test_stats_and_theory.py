@@ -26,14 +26,15 @@ def test_the_reference_study_should_have_found_gamma_3_for_29M():
 def test_derived_metrics_from_counts():
     stats = DecodeStats(new_tokens=10, rounds=4, drafted=12, accepted=6, rejections=3,
                         accepted_per_position=[3, 2, 1], draft_forwards=12, draft_seconds=0.012,
-                        target_forwards=3, target_seconds=0.015, seconds=0.05)
+                        target_forwards=3, target_seconds=0.013, verify_forwards=2, verify_seconds=0.010,
+                        seconds=0.05)
     baseline = DecodeStats(new_tokens=10, target_forwards=9, target_seconds=0.036, seconds=0.04)
     m = derive(stats, baseline)
     assert m["acceptance_rate"] == 0.5  # 6 / 12
     assert m["alpha"] == pytest.approx(6 / 9)  # accepted / (accepted + rejections)
     assert m["tokens_per_round"] == 2.5
     assert m["c"] == pytest.approx(1.0 / 4.0)  # 1 ms per draft step / 4 ms per target step
-    assert m["verify_cost"] == pytest.approx(5.0 / 4.0)
+    assert m["verify_cost"] == pytest.approx(5.0 / 4.0)  # 5 ms per full verification / 4 ms per step
     assert m["ms_per_token"] == pytest.approx(5.0) and m["tokens_per_s"] == pytest.approx(200)
     assert m["predicted_speedup"] == pytest.approx(theory.predicted_speedup(6 / 9, 3, 0.25))
     assert m["gamma_star"] == theory.gamma_star(6 / 9, 0.25)

@@ -30,13 +30,17 @@ def synchronize(device: torch.device) -> None:
         getattr(torch, device.type).synchronize()
 
 
-def record_forward(stats: DecodeStats, role: str, index: int, seconds: float) -> None:
-    """Book the `index`-th forward of a model ("target" or "draft") in one generation call."""
+def record_forward(stats: DecodeStats, role: str, index: int, seconds: float, full: bool = False) -> None:
+    """Book the `index`-th forward of a model ("target" or "draft") in one generation call.
+    `full`: a target forward that verified a whole lookahead of drafts (what verify_cost is about)."""
     if index == 0:  # the first forward reads the whole prompt: it says nothing about a decoding step
         stats.prefill_seconds += seconds
     elif role == "target":
         stats.target_forwards += 1
         stats.target_seconds += seconds
+        if full:
+            stats.verify_forwards += 1
+            stats.verify_seconds += seconds
     else:
         stats.draft_forwards += 1
         stats.draft_seconds += seconds
@@ -58,7 +62,7 @@ class Runner:
         """How many leading tokens of the sequence the cache already holds."""
         return self.cache.get_seq_length() if self.cache is not None else 0
 
-    def forward(self, seq: torch.Tensor, keep: int) -> torch.Tensor:
+    def forward(self, seq: torch.Tensor, keep: int, full: bool = False) -> torch.Tensor:
         """Logits of the last `keep` positions of seq: [1, L] -> [keep, V]. Feeds only what the cache lacks."""
         device = seq.device
         synchronize(device)
@@ -74,7 +78,7 @@ class Runner:
         seconds = time.perf_counter() - start
         if self.use_cache:
             self.cache = out.past_key_values
-        record_forward(self.stats, self.role, self.forwards, seconds)
+        record_forward(self.stats, self.role, self.forwards, seconds, full)
         self.forwards += 1
         return logits
 
@@ -85,7 +89,8 @@ class Runner:
             self.cache.crop(-extra)
 
 
-def check_request(input_ids: torch.Tensor, max_new_tokens: int, gamma: int | None = None) -> torch.Tensor:
+def check_request(input_ids: torch.Tensor, max_new_tokens: int, gamma: int | None = None,
+                  generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
     """Validate the arguments every method shares; return input_ids as [1, L]."""
     if input_ids.dim() == 1:
         input_ids = input_ids.unsqueeze(0)
@@ -100,10 +105,15 @@ def check_request(input_ids: torch.Tensor, max_new_tokens: int, gamma: int | Non
         raise ValueError(f"max_new_tokens={max_new_tokens} is invalid; it must be a positive integer.")
     if gamma is not None and (isinstance(gamma, bool) or int(gamma) != gamma or gamma < 1):
         raise ValueError(f"gamma={gamma} is invalid; the lookahead must be a positive integer (a study uses 1..7).")
+    if generator is not None and device is not None and generator.device.type != device.type:
+        raise ValueError(
+            f"generator is on {generator.device.type} but the model is on {device.type}; "
+            f"create it with torch.Generator(device='{device}')."
+        )
     return input_ids
 
 
-def _eos_set(eos_token_id: int | list[int] | None) -> set[int]:
+def eos_set(eos_token_id: int | list[int] | None) -> set[int]:
     if eos_token_id is None:
         return set()
     return {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
@@ -129,8 +139,8 @@ def autoregressive(
     generator: torch.Generator | None = None,
 ) -> Generation:
     """The target alone, one token per forward."""
-    seq = check_request(input_ids, max_new_tokens).to(target.device)
-    prompt_length, eos = seq.shape[1], _eos_set(eos_token_id)
+    seq = check_request(input_ids, max_new_tokens, generator=generator, device=target.device).to(target.device)
+    prompt_length, eos = seq.shape[1], eos_set(eos_token_id)
     stats = DecodeStats()
     runner = Runner(target, use_cache, "target", stats)
     synchronize(seq.device)
@@ -146,35 +156,39 @@ def autoregressive(
     return Generation(seq[0, prompt_length:], stats, {"method": "autoregressive", "use_cache": use_cache})
 
 
-def common_vocab_size(target: PreTrainedModel, draft: PreTrainedModel) -> int:
-    """Rows both output layers have. Same tokenizer with padded embeddings (Pythia): compare over the shared ids."""
-    return min(target.get_output_embeddings().out_features, draft.get_output_embeddings().out_features)
+def fit_vocab(logits: torch.Tensor, size: int) -> torch.Tensor:
+    """Draft logits over the target's ids: [S, V_draft] -> [S, size]. Same tokenizer, padded embeddings (Pythia):
+    ids the target lacks are cut, ids only the target has get q = 0, so p keeps its whole support."""
+    if logits.shape[-1] >= size:
+        return logits[..., :size]
+    return torch.nn.functional.pad(logits, (0, size - logits.shape[-1]), value=float("-inf"))
 
 
 def draft_tokens(
-    draft: Runner, seq: torch.Tensor, gamma: int, sampling: Sampling, vocab: int, generator: torch.Generator | None
+    draft: Runner, seq: torch.Tensor, gamma: int, sampling: Sampling, vocab: int, eos: set[int],
+    generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """x_1..x_gamma from M_q, each conditioned on the sequence and the drafts before it.
+    """x_1..x_gamma from M_q, each conditioned on the sequence and the drafts before it; stops after an EOS.
 
-    seq: [1, L] -> drafts: [gamma], q: [gamma, V] (None when greedy).
+    seq: [1, L] -> drafts: [k <= gamma], q: [k, V] (None when greedy).
     """
-    if gamma == 0:
-        return seq.new_empty(0), (None if sampling.greedy else torch.empty(0, vocab, device=seq.device))
     drafts, q = [], []
     for _ in range(gamma):
-        token, probs = choose(draft.forward(seq, keep=1)[:, :vocab], sampling, generator)  # [1], [1, V]
+        token, probs = choose(fit_vocab(draft.forward(seq, keep=1), vocab), sampling, generator)  # [1], [1, V]
         seq = torch.cat([seq, token[None]], dim=1)
         drafts.append(token)
         q.append(probs)
+        if eos and token.item() in eos:  # nothing after an EOS can be kept
+            break
+    if not drafts:
+        return seq.new_empty(0), (None if sampling.greedy else torch.empty(0, vocab, device=seq.device))
     return torch.cat(drafts), (None if sampling.greedy else torch.cat(q))
 
 
-def verify(
-    target: Runner, seq: torch.Tensor, drafts: torch.Tensor, vocab: int
-) -> torch.Tensor:
-    """M_p on the sequence plus the drafts, in one forward. seq: [1, L], drafts: [gamma] -> logits [gamma+1, V]."""
+def verify(target: Runner, seq: torch.Tensor, drafts: torch.Tensor, full: bool) -> torch.Tensor:
+    """M_p on the sequence plus the drafts, in one forward. seq: [1, L], drafts: [k] -> logits [k+1, V]."""
     candidate = torch.cat([seq, drafts[None]], dim=1)
-    return target.forward(candidate, keep=drafts.numel() + 1)[:, :vocab]
+    return target.forward(candidate, keep=drafts.numel() + 1, full=full)
 
 
 def accept(
@@ -205,6 +219,15 @@ def accept(
     if residual.sum() <= 0:  # p == q up to rounding, so a rejection had probability ~0; p is the right law
         residual = p[n]
     return n, sample((residual / residual.sum())[None], generator)
+
+
+def check_draft_can_read(tokens: list[int], draft_vocab: int) -> None:
+    """A shared tokenizer never yields ids past the draft's (padded) embedding; a mismatched pair can."""
+    if tokens and max(tokens) >= draft_vocab:
+        raise ValueError(
+            f"token id {max(tokens)} is outside the draft's vocabulary of {draft_vocab} ids, so draft and target "
+            "do not share a tokenizer; use method prompt_lookup for a target without a matching draft."
+        )
 
 
 def check_pair(target: PreTrainedModel, draft: PreTrainedModel, tokenizers: tuple | None) -> None:
@@ -244,9 +267,11 @@ def speculative(
 
     `tokenizers` = (target's, draft's), when given, are checked to be the same vocabulary.
     """
-    seq = check_request(input_ids, max_new_tokens, gamma).to(target.device)
+    seq = check_request(input_ids, max_new_tokens, gamma, generator, target.device).to(target.device)
     check_pair(target, draft, tokenizers)
-    prompt_length, eos, vocab = seq.shape[1], _eos_set(eos_token_id), common_vocab_size(target, draft)
+    prompt_length, eos, vocab = seq.shape[1], eos_set(eos_token_id), target.get_output_embeddings().out_features
+    draft_vocab = draft.get_input_embeddings().num_embeddings
+    check_draft_can_read(seq[0].tolist(), draft_vocab)
     stats = DecodeStats(accepted_per_position=[0] * gamma)
     m_p = Runner(target, use_cache, "target", stats)
     m_q = Runner(draft, use_cache, "draft", stats)
@@ -254,11 +279,12 @@ def speculative(
     start = time.perf_counter()
     while (remaining := max_new_tokens - (seq.shape[1] - prompt_length)) > 0:
         lookahead = min(gamma, remaining - 1)  # the bonus token must not overshoot max_new_tokens
-        drafts, q = draft_tokens(m_q, seq, lookahead, sampling, vocab, generator)
-        n, next_token = accept(drafts, q, verify(m_p, seq, drafts, vocab), sampling, generator)
+        drafts, q = draft_tokens(m_q, seq, lookahead, sampling, vocab, eos, generator)
+        k = drafts.numel()
+        n, next_token = accept(drafts, q, verify(m_p, seq, drafts, full=k == gamma), sampling, generator)
         new = _cut_at_eos(drafts[:n].tolist() + next_token.tolist(), eos)
-        kept = min(n, len(new))  # an accepted EOS ends the round: later drafts were never used
-        stats.record_round(lookahead, kept, rejected=n < lookahead and len(new) == n + 1)
+        stats.record_round(k, n, rejected=n < k)
+        check_draft_can_read(new, draft_vocab)
         seq = torch.cat([seq, torch.tensor([new], dtype=seq.dtype, device=seq.device)], dim=1)
         if new[-1] in eos:
             break

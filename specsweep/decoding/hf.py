@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, PreTrainedModel
 
-from specsweep.decoding.engine import check_pair, check_request, record_forward, synchronize
+from specsweep.decoding.engine import check_pair, check_request, eos_set, record_forward, synchronize
 from specsweep.decoding.sampling import Sampling
 from specsweep.decoding.stats import DecodeStats, Generation
 
@@ -33,7 +33,7 @@ def _generation_config(model: PreTrainedModel, config: GenerationConfig) -> Iter
 
 
 @contextmanager
-def _timed_forwards(model: PreTrainedModel, role: str, stats: DecodeStats) -> Iterator[None]:
+def _timed_forwards(model: PreTrainedModel, role: str, stats: DecodeStats, round_state: dict) -> Iterator[None]:
     clock = {"start": 0.0, "index": 0}
 
     def before(module, args):
@@ -42,7 +42,8 @@ def _timed_forwards(model: PreTrainedModel, role: str, stats: DecodeStats) -> It
 
     def after(module, args, output):
         synchronize(model.device)
-        record_forward(stats, role, clock["index"], time.perf_counter() - clock["start"])
+        full = role == "target" and round_state["drafted"] == round_state["gamma"]
+        record_forward(stats, role, clock["index"], time.perf_counter() - clock["start"], full)
         clock["index"] += 1
 
     handles = [model.register_forward_pre_hook(before), model.register_forward_hook(after)]
@@ -54,22 +55,35 @@ def _timed_forwards(model: PreTrainedModel, role: str, stats: DecodeStats) -> It
 
 
 @contextmanager
-def _counted_rounds(target: PreTrainedModel, stats: DecodeStats, max_length: int, eos: set[int]
+def _counted_rounds(target: PreTrainedModel, stats: DecodeStats, max_length: int, round_state: dict
                     ) -> Iterator[None]:
-    """Count drafted and accepted tokens in every round of the candidate generator that generate() builds."""
+    """Count each round of the candidate generator that generate() builds, by our engine's rules: drafts
+    beyond the length budget were never drafted, and a round rejects when a kept token differs from its draft."""
     build = target._get_candidate_generator
 
     def build_counted(*args, **kwargs):
         generator = build(*args, **kwargs)
-        update = generator.update_candidate_strategy
+        get_candidates, update = generator.get_candidates, generator.update_candidate_strategy
+
+        def get_candidates_counted(input_ids: torch.Tensor, **kw):
+            candidates, logits = get_candidates(input_ids, **kw)
+            start = input_ids.shape[1]
+            budget = max_length - start - 1  # the last token always comes from the target
+            round_state["start"] = start
+            round_state["drafts"] = candidates[0, start : start + budget].tolist()
+            round_state["drafted"] = len(round_state["drafts"])
+            return candidates, logits
 
         def update_counted(input_ids: torch.Tensor, scores: torch.Tensor, num_matches: int) -> None:
-            drafted, accepted = scores.shape[1] - 1, int(num_matches)
-            # Fewer matches than drafts is a rejection unless the round ended generation (EOS or length).
-            finished = input_ids.shape[1] >= max_length or int(input_ids[0, -1]) in eos
-            stats.record_round(drafted, accepted, rejected=accepted < drafted and not finished)
+            drafts, kept = round_state["drafts"], input_ids[0, round_state["start"] :].tolist()
+            accepted = 0
+            while accepted < min(len(drafts), len(kept)) and drafts[accepted] == kept[accepted]:
+                accepted += 1
+            rejected = accepted < len(drafts) and len(kept) > accepted
+            stats.record_round(len(drafts), accepted, rejected)
             update(input_ids, scores, num_matches)
 
+        generator.get_candidates = get_candidates_counted
         generator.update_candidate_strategy = update_counted
         return generator
 
@@ -94,13 +108,13 @@ def _generate(
     draft: PreTrainedModel | None = None,
     **candidate_settings: Any,
 ) -> Generation:
-    seq = check_request(input_ids, max_new_tokens, gamma).to(target.device)
+    seq = check_request(input_ids, max_new_tokens, gamma, generator, target.device).to(target.device)
     if not use_cache:
         raise ValueError(
             f"use_cache=False is not supported by method {method}: transformers' assisted generation always "
             "verifies drafts against a KV cache (use method speculative for the no-cache cell)."
         )
-    eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or ())
+    eos = eos_set(eos_token_id)
     config = GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=not sampling.greedy,
@@ -116,12 +130,14 @@ def _generate(
     )
     stats = DecodeStats(accepted_per_position=[0] * gamma)
     max_length = seq.shape[1] + max_new_tokens
+    round_state = {"gamma": gamma, "drafted": 0}
     # generate() samples from the global RNG: seed it from `generator`, without disturbing the caller's RNG.
-    seed = None if generator is None else int(torch.randint(2**62, (1,), generator=generator))
+    seed = None if generator is None else int(torch.randint(2**62, (1,), generator=generator,
+                                                            device=generator.device))
     with ExitStack() as stack:
         stack.enter_context(_generation_config(target, config))
-        stack.enter_context(_counted_rounds(target, stats, max_length, eos))
-        stack.enter_context(_timed_forwards(target, "target", stats))
+        stack.enter_context(_counted_rounds(target, stats, max_length, round_state))
+        stack.enter_context(_timed_forwards(target, "target", stats, round_state))
         if draft is not None:
             # The lookahead is read from the assistant's own generation_config, not from generate()'s kwargs.
             assistant = GenerationConfig(
@@ -130,7 +146,7 @@ def _generate(
                 assistant_confidence_threshold=0.0,
             )
             stack.enter_context(_generation_config(draft, assistant))
-            stack.enter_context(_timed_forwards(draft, "draft", stats))
+            stack.enter_context(_timed_forwards(draft, "draft", stats, round_state))
         if seed is not None:
             stack.enter_context(torch.random.fork_rng(devices=[seq.device] if seq.device.type == "cuda" else []))
             torch.manual_seed(seed)

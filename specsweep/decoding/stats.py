@@ -22,6 +22,8 @@ class DecodeStats:
     accepted_per_position: list[int] = field(default_factory=list)  # index i: accepted at draft position i+1
     target_forwards: int = 0  # target forwards after the first (the prefill is timed apart)
     target_seconds: float = 0.0
+    verify_forwards: int = 0  # of those, the ones that verified a whole lookahead (gamma drafts)
+    verify_seconds: float = 0.0
     draft_forwards: int = 0  # draft forwards after the first
     draft_seconds: float = 0.0
     prefill_seconds: float = 0.0  # the first forward of each model, which reads the whole prompt
@@ -93,8 +95,8 @@ def derive(stats: DecodeStats, baseline: DecodeStats | None = None) -> dict[str,
             draft_step = metrics["draft_ms_per_forward"]
             metrics["c"] = draft_step / (1e3 * step) if draft_step is not None else None
             # How much a (gamma+1)-token verification costs relative to a one-token step.
-            verify = metrics["target_ms_per_forward"]
-            metrics["verify_cost"] = verify / (1e3 * step) if verify is not None else None
+            verify = _ratio(stats.verify_seconds, stats.verify_forwards)
+            metrics["verify_cost"] = verify / step if verify is not None else None
     alpha, c = metrics["alpha"], metrics["c"]
     if alpha is not None and c is not None and gamma:
         metrics["predicted_speedup"] = theory.predicted_speedup(alpha, gamma, c)
