@@ -1,26 +1,35 @@
-"""Benchmark the decoding engine: autoregressive, speculative and assisted on the same models, gamma and prompts.
+"""Benchmark the decoding engine: methods on the same target and prompts, interleaved, with spread.
 
     python -m specsweep.bench [--target DIR --draft DIR] [--gamma 3] [--prompts 8] [--max-new-tokens 64]
+    python -m specsweep.bench --family DIR [--gammas 1,3,5]
+
+The first form compares autoregressive, speculative and assisted decoding at one gamma. The second probes a
+built family (`python -m specsweep.embedded build`): speculative decoding with every draft at every gamma,
+on prompts cut from the held-out standard-library files.
 
 Methods run interleaved per prompt, in rotating order, after a warm-up, so machine noise hits all alike.
-Prints tokens/s with its spread over repeats, the paired ratios, and our engine's measured speedup beside
-Leviathan et al.'s prediction S(alpha, gamma, c) from its own measured alpha and c.
+Each row gives tokens/s and the paired speedup over autoregressive decoding (median [min, max] over
+repeats), then alpha, c, the verification cost and Leviathan et al.'s prediction S(alpha, gamma, c), also
+with the measured verification cost (S_v), which S prices at one target step.
 
-Without --target/--draft it builds a synthetic pair in memory (see `synthetic_pair`): a random GPT-NeoX
-target and, as draft, its first layer. That measures the engine, not a study.
+Without --target/--draft/--family it builds a synthetic pair in memory (see `synthetic_pair`): a random
+GPT-NeoX target and, as draft, its first layer. That measures the engine, not a study.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import random
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM
 
-from specsweep import theory
+from specsweep import embedded, theory
 from specsweep.decoding import DecodeStats, Generation, assisted, autoregressive, derive, speculative
 
 
@@ -43,19 +52,77 @@ def synthetic_pair(layers: int = 16, hidden: int = 128, vocab: int = 512, draft_
     return target, draft
 
 
+def heldout_prompts(tokenizer, count: int, length: int, seed: int = 0) -> list[torch.Tensor]:
+    """Windows of `length` tokens from the held-out standard-library files, which no model trained on."""
+    texts = embedded.read_texts(embedded.stdlib_files(embedded.Recipe(), "heldout"))
+    docs = [ids for ids in tokenizer(texts)["input_ids"] if len(ids) > 2 * length]
+    rng = random.Random(seed)
+    prompts = []
+    for _ in range(count):
+        doc = rng.choice(docs)
+        start = rng.randrange(len(doc) - 2 * length)
+        prompts.append(torch.tensor([doc[start : start + length]]))
+    return prompts
+
+
 def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
+    return f"{statistics.median(values):7.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+
+def measure(methods: dict[str, Callable[[torch.Tensor], Generation]], prompts: list[torch.Tensor], repeats: int
+            ) -> tuple[dict[str, list[float]], dict[str, DecodeStats], bool]:
+    """Tokens/s of each method per repeat, their summed stats, and whether all outputs were identical."""
+    for run in methods.values():  # warm-up: allocator, kernels, lazy imports
+        run(prompts[0])
+    names = list(methods)
+    per_repeat = {name: [] for name in names}
+    totals = {name: DecodeStats() for name in names}
+    identical = True
+    for repeat in range(repeats):
+        stats = {name: DecodeStats() for name in names}
+        for i, prompt in enumerate(prompts):
+            shift = (i + repeat) % len(names)  # rotate who goes first
+            outputs = {name: methods[name](prompt) for name in names[shift:] + names[:shift]}
+            identical &= len({tuple(out.tokens.tolist()) for out in outputs.values()}) == 1
+            for name, out in outputs.items():
+                stats[name] = stats[name] + out.stats
+        for name in names:
+            per_repeat[name].append(stats[name].new_tokens / stats[name].seconds)
+            totals[name] = totals[name] + stats[name]
+    return per_repeat, totals, identical
+
+
+def report(per_repeat: dict[str, list[float]], totals: dict[str, DecodeStats], gammas: dict[str, int]) -> dict:
+    """Print one row per method; return the figures."""
+    baseline = per_repeat["autoregressive"]
+    results = {}
+    print(f"{'method':28s} {'tokens/s':>22s} {'speedup':>22s}   alpha  acc.rate    c   verify  S     S_v")
+    for name, tps in per_repeat.items():
+        speedup = [t / b for t, b in zip(tps, baseline, strict=True)]
+        m = derive(totals[name], totals["autoregressive"])
+        row = f"{name:28s} {spread(tps):>22s} {spread(speedup):>22s}"
+        if name in gammas and m["alpha"] is not None:
+            gamma = gammas[name]
+            s_v = theory.expected_tokens(m["alpha"], gamma) / (gamma * m["c"] + (m["verify_cost"] or 1.0))
+            row += (f"   {m['alpha']:.2f}   {m['acceptance_rate']:.2f}   {m['c']:.3f}  {m['verify_cost'] or 0:.2f}"
+                    f"  {m['predicted_speedup']:.2f}  {s_v:.2f}")
+            m |= {"predicted_speedup_with_verify_cost": s_v}
+        print(row)
+        results[name] = m | {"tokens_per_s": tps, "speedup": speedup}
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", help="a saved Hugging Face model directory or hub id")
     parser.add_argument("--draft", help="the draft model, same tokenizer as the target")
+    parser.add_argument("--family", type=Path, help="a built family directory: every draft at every --gammas")
+    parser.add_argument("--gamma", type=int, default=3)
+    parser.add_argument("--gammas", default="1,3,5", help="with --family")
     # The default synthetic pair sits where the seed study's small drafts do: c about 0.1.
     parser.add_argument("--layers", type=int, default=16, help="synthetic target depth")
     parser.add_argument("--hidden", type=int, default=128, help="synthetic width")
     parser.add_argument("--vocab", type=int, default=512, help="synthetic vocabulary")
-    parser.add_argument("--gamma", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--prompt-length", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -67,72 +134,55 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     if bool(args.target) != bool(args.draft):
         parser.error("--target and --draft go together")
-    if args.target:
-        target = AutoModelForCausalLM.from_pretrained(args.target).eval()
-        draft = AutoModelForCausalLM.from_pretrained(args.draft).eval()
+    new = args.max_new_tokens
+
+    def load(path) -> torch.nn.Module:
+        return AutoModelForCausalLM.from_pretrained(path).eval().to(args.device)
+
+    if args.family:
+        manifest = json.loads((args.family / embedded.MANIFEST).read_text())
+        target = load(args.family / manifest["target"])
+        prompts = heldout_prompts(AutoTokenizer.from_pretrained(args.family / manifest["target"]),
+                                  args.prompts, args.prompt_length)
+        methods = {"autoregressive": lambda p: autoregressive(target, p, max_new_tokens=new)}
+        gammas = {}
+        for size, path in manifest["drafts"].items():
+            draft = load(args.family / path)
+            for gamma in map(int, args.gammas.split(",")):
+                name = f"speculative {size} gamma={gamma}"
+                methods[name] = lambda p, d=draft, g=gamma: speculative(target, d, p, gamma=g, max_new_tokens=new)
+                gammas[name] = gamma
+        header = f"family {args.family.name}: target {manifest['target_size']}, drafts {', '.join(manifest['drafts'])}"
     else:
-        target, draft = synthetic_pair(layers=args.layers, hidden=args.hidden, vocab=args.vocab)
-    target, draft = target.to(args.device), draft.to(args.device)
-    assistant = copy.deepcopy(draft)  # transformers' assisted generation keeps its own hooks and config
+        if args.target:
+            target, draft = load(args.target), load(args.draft)
+        else:
+            target, draft = (m.to(args.device) for m in synthetic_pair(args.layers, args.hidden, args.vocab))
+        assistant = copy.deepcopy(draft)  # transformers' assisted generation keeps its own hooks and config
+        generator = torch.Generator().manual_seed(0)
+        vocab = min(target.config.vocab_size, draft.config.vocab_size)
+        prompts = [torch.randint(0, vocab, (1, args.prompt_length), generator=generator)
+                   for _ in range(args.prompts)]
+        methods = {
+            "autoregressive": lambda p: autoregressive(target, p, max_new_tokens=new),
+            "speculative": lambda p: speculative(target, draft, p, gamma=args.gamma, max_new_tokens=new),
+            "assisted": lambda p: assisted(target, assistant, p, gamma=args.gamma, max_new_tokens=new),
+        }
+        gammas = {"speculative": args.gamma, "assisted": args.gamma}
+        params = [sum(p.numel() for p in m.parameters()) / 1e6 for m in (target, draft)]
+        header = f"target {params[0]:.1f}M params, draft {params[1]:.1f}M, gamma={args.gamma}"
+    prompts = [p.to(args.device) for p in prompts]
 
-    generator = torch.Generator().manual_seed(0)
-    vocab = min(target.config.vocab_size, draft.config.vocab_size)
-    prompts = [torch.randint(0, vocab, (1, args.prompt_length), generator=generator).to(args.device)
-               for _ in range(args.prompts)]
-    methods: dict[str, Callable[[torch.Tensor], Generation]] = {
-        "autoregressive": lambda p: autoregressive(target, p, max_new_tokens=args.max_new_tokens),
-        "speculative": lambda p: speculative(target, draft, p, gamma=args.gamma, max_new_tokens=args.max_new_tokens),
-        "assisted": lambda p: assisted(target, assistant, p, gamma=args.gamma, max_new_tokens=args.max_new_tokens),
-    }
-    for run in methods.values():  # warm-up: allocator, kernels, lazy imports
-        run(prompts[0])
-
-    names = list(methods)
-    per_repeat = {name: [] for name in names}  # tokens/s of each repeat, over all prompts
-    totals = {name: DecodeStats() for name in names}
-    identical = True
-    for repeat in range(args.repeats):
-        stats = {name: DecodeStats() for name in names}
-        for i, prompt in enumerate(prompts):
-            order = names[(i + repeat) % 3:] + names[: (i + repeat) % 3]  # rotate who goes first
-            outputs = {name: methods[name](prompt) for name in order}
-            identical &= len({tuple(out.tokens.tolist()) for out in outputs.values()}) == 1
-            for name, out in outputs.items():
-                stats[name] = stats[name] + out.stats
-        for name in names:
-            per_repeat[name].append(stats[name].new_tokens / stats[name].seconds)
-            totals[name] = totals[name] + stats[name]
-
-    print(f"target {sum(p.numel() for p in target.parameters()) / 1e6:.1f}M params, "
-          f"draft {sum(p.numel() for p in draft.parameters()) / 1e6:.1f}M, gamma={args.gamma}, "
-          f"{args.prompts} prompts x {args.max_new_tokens} new tokens, {args.repeats} repeats, "
+    print(f"{header}; {len(prompts)} prompts x {new} new tokens, {args.repeats} repeats, "
           f"device {args.device}, {torch.get_num_threads()} threads")
-    print("tokens/s, median [min, max] over repeats:")
-    for name in names:
-        print(f"  {name:15s} {spread(per_repeat[name])}")
-    ratio = {
-        other: [s / o for s, o in zip(per_repeat["speculative"], per_repeat[other], strict=True)]
-        for other in ("autoregressive", "assisted")
-    }
-    print(f"speculative / assisted        {spread(ratio['assisted'])}")
-    print(f"speculative / autoregressive  {spread(ratio['autoregressive'])}")
-    results = {"greedy_outputs_identical": identical, "gamma": args.gamma}
-    for name in ("speculative", "assisted"):
-        m = derive(totals[name], totals["autoregressive"])
-        measured = statistics.median(
-            [s / a for s, a in zip(per_repeat[name], per_repeat["autoregressive"], strict=True)]
-        )
-        s = theory.predicted_speedup(m["alpha"], args.gamma, m["c"])
-        # Leviathan et al. price a verification at one target step; on this machine it costs verify_cost steps.
-        corrected = theory.expected_tokens(m["alpha"], args.gamma) / (args.gamma * m["c"] + m["verify_cost"])
-        print(f"{name}: alpha={m['alpha']:.3f} acceptance_rate={m['acceptance_rate']:.3f} "
-              f"tokens_per_round={m['tokens_per_round']:.2f} c={m['c']:.3f} verify_cost={m['verify_cost']:.2f} "
-              f"overhead_fraction={m['overhead_fraction']:.3f}")
-        print(f"  measured speedup {measured:.3f} vs predicted S {s:.3f}: ratio {measured / s:.3f} "
-              f"(S with the measured verify cost: {corrected:.3f})")
-        results[name] = m | {"speedup": measured, "speedup_over_predicted": measured / s}
+    per_repeat, totals, identical = measure(methods, prompts, args.repeats)
+    results = report(per_repeat, totals, gammas)
+    if "assisted" in per_repeat:
+        ratio = [s / a for s, a in zip(per_repeat["speculative"], per_repeat["assisted"], strict=True)]
+        print(f"speculative / assisted: {spread(ratio)}")
+        results["speculative_over_assisted"] = ratio
     print(f"greedy outputs identical across methods: {identical}")
-    results["tokens_per_s"] = per_repeat
+    results["greedy_outputs_identical"] = identical
     return results
 
 

@@ -1,22 +1,34 @@
-"""The benchmark command runs end to end on a small synthetic pair and reports what the README says."""
+"""The benchmark command runs end to end and reports what the README says."""
 
 from __future__ import annotations
 
 import torch
 
+from specsweep import embedded
 from specsweep.bench import main, synthetic_pair
 from specsweep.decoding import autoregressive, derive, speculative
 
 
-def test_bench_reports_ratios_and_identical_outputs(capsys):
+def test_bench_compares_the_three_methods(capsys):
     results = main(["--layers", "3", "--hidden", "64", "--vocab", "128", "--prompts", "2",
                     "--prompt-length", "8", "--max-new-tokens", "12", "--repeats", "2"])
     assert results["greedy_outputs_identical"] is True
     for name in ("speculative", "assisted"):
-        assert results[name]["speedup"] > 0 and results[name]["c"] > 0 and results[name]["alpha"] is not None
-    assert all(len(v) == 2 for v in results["tokens_per_s"].values())
+        assert len(results[name]["speedup"]) == 2 and results[name]["c"] > 0 and results[name]["alpha"] is not None
+    assert results["autoregressive"]["speedup"] == [1.0, 1.0]
+    assert len(results["speculative_over_assisted"]) == 2
     printed = capsys.readouterr().out
-    assert "speculative / assisted" in printed and "predicted S" in printed
+    assert "speculative / assisted" in printed and "S_v" in printed
+
+
+def test_bench_probes_a_family(tmp_path, capsys):
+    family = embedded.build(embedded.MICRO, tmp_path)
+    results = main(["--family", str(family), "--gammas", "1,2", "--prompts", "2", "--prompt-length", "16",
+                    "--max-new-tokens", "8", "--repeats", "1"])
+    rows = [name for name in results if name.startswith("speculative ")]
+    assert len(rows) == 2 * len(embedded.MICRO.drafts)
+    assert results["greedy_outputs_identical"] is True
+    assert "gamma=2" in capsys.readouterr().out
 
 
 def test_synthetic_draft_agrees_with_its_target_often():

@@ -1,0 +1,263 @@
+"""The embedded model family: GPT-NeoX models trained offline on the running interpreter's standard library.
+
+    python -m specsweep.embedded build [--micro]     # build (or find) the family, print where it is
+
+The family is built once per recipe and cached under $SPECSWEEP_HOME (default ~/.cache/specsweep), in
+Hugging Face format, so it loads through the same `from_pretrained` code as hub models. A byte-level BPE
+tokenizer is trained with `tokenizers`; the target is trained on next-token prediction; every draft is
+distilled from the target (KL to its next-token distribution), all drafts from the same target forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tqdm import tqdm
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+
+EOS = "<|endoftext|>"
+MANIFEST = "family.json"
+
+
+@dataclass(frozen=True)
+class Shape:
+    layers: int
+    hidden: int
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines the family's weights; its hash names the cache entry."""
+
+    vocab_size: int = 4096
+    seq_len: int = 256
+    batch_size: int = 16
+    target: Shape = Shape(layers=12, hidden=192)  # deep and narrow: a verification costs ~1.3 steps on CPU
+    drafts: tuple[Shape, ...] = (Shape(1, 32), Shape(1, 64), Shape(1, 128), Shape(2, 192))
+    target_steps: int = 300
+    draft_steps: int = 300
+    target_lr: float = 2e-3
+    draft_lr: float = 3e-3
+    heldout_every: int = 20  # one file in this many (by path hash) is held out for evaluation
+    max_files: int | None = None  # the micro recipe reads only the first few files
+    seed: int = 0
+
+    def key(self) -> str:
+        """Recipe + interpreter version (the corpus is the running interpreter's standard library)."""
+        blob = json.dumps([dataclasses.asdict(self), sys.version_info[:3]], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+MICRO = Recipe(vocab_size=384, seq_len=64, batch_size=8, target=Shape(2, 32), drafts=(Shape(1, 16), Shape(1, 32)),
+               target_steps=20, draft_steps=20, max_files=30)
+
+
+def home() -> Path:
+    return Path(os.environ.get("SPECSWEEP_HOME", Path.home() / ".cache" / "specsweep"))
+
+
+# --- corpus ---------------------------------------------------------------------------------------------
+
+def stdlib_files(recipe: Recipe, split: str) -> list[Path]:
+    """The interpreter's standard-library sources in a fixed order, without tests; split "train" or "heldout"."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(
+        path for path in root.rglob("*.py")
+        if not {"site-packages", "test", "tests", "idle_test"} & set(path.relative_to(root).parts)
+    )[: recipe.max_files]
+
+    def heldout(path: Path) -> bool:
+        digest = hashlib.sha256(path.relative_to(root).as_posix().encode()).digest()
+        return int.from_bytes(digest[:4], "big") % recipe.heldout_every == 0
+
+    return [path for path in files if heldout(path) == (split == "heldout")]
+
+
+def read_texts(paths: list[Path]) -> list[str]:
+    return [path.read_text(encoding="utf-8", errors="replace") for path in paths]
+
+
+# --- tokenizer and models --------------------------------------------------------------------------------
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS, unk_token=EOS,
+                                   pad_token=EOS, model_max_length=1024)
+
+
+def new_model(shape: Shape, tokenizer: PreTrainedTokenizerFast) -> GPTNeoXForCausalLM:
+    eos = tokenizer.eos_token_id
+    config = GPTNeoXConfig(
+        vocab_size=len(tokenizer), hidden_size=shape.hidden, num_hidden_layers=shape.layers,
+        num_attention_heads=max(1, shape.hidden // 32), intermediate_size=4 * shape.hidden,
+        max_position_embeddings=1024, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
+    )
+    return GPTNeoXForCausalLM(config)
+
+
+def size_name(model: torch.nn.Module) -> str:
+    """Parameter count as the seeds name sizes: 29M, 6M, 1.3M, 570K."""
+    n = sum(p.numel() for p in model.parameters())
+    if n >= 10e6:
+        return f"{n / 1e6:.0f}M"
+    return f"{n / 1e6:.1f}M".replace(".0M", "M") if n >= 1e6 else f"{n / 1e3:.0f}K"
+
+
+# --- training --------------------------------------------------------------------------------------------
+
+def batches(tokens: torch.Tensor, recipe: Recipe, steps: int, seed: int) -> Iterator[torch.Tensor]:
+    """Random windows of the token stream: [batch, seq_len]."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        starts = torch.randint(0, len(tokens) - recipe.seq_len, (recipe.batch_size,), generator=generator)
+        yield torch.stack([tokens[s : s + recipe.seq_len] for s in starts.tolist()])
+
+
+def schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over 5% of the steps, then cosine decay to 10%."""
+    warmup = max(1, steps // 20)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_target(model: GPTNeoXForCausalLM, tokens: torch.Tensor, recipe: Recipe) -> None:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.target_lr, weight_decay=0.1)
+    scheduler = schedule(optimizer, recipe.target_steps)
+    model.train()
+    progress = tqdm(batches(tokens, recipe, recipe.target_steps, recipe.seed), total=recipe.target_steps,
+                    desc="target", leave=False)
+    for batch in progress:
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step(), scheduler.step(), optimizer.zero_grad()
+        progress.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+
+
+def distill_drafts(drafts: list[GPTNeoXForCausalLM], target: GPTNeoXForCausalLM, tokens: torch.Tensor,
+                   recipe: Recipe) -> None:
+    """Each draft learns the target's next-token distribution (forward KL), which is what acceptance rewards."""
+    optimizers = [torch.optim.AdamW(d.parameters(), lr=recipe.draft_lr, weight_decay=0.1) for d in drafts]
+    schedulers = [schedule(o, recipe.draft_steps) for o in optimizers]
+    for draft in drafts:
+        draft.train()
+    progress = tqdm(batches(tokens, recipe, recipe.draft_steps, recipe.seed + 1), total=recipe.draft_steps,
+                    desc="drafts", leave=False)
+    for batch in progress:
+        with torch.no_grad():
+            p = torch.softmax(target(input_ids=batch).logits.float(), dim=-1)  # [B, S, V], once for all drafts
+        losses = []
+        for draft, optimizer, scheduler in zip(drafts, optimizers, schedulers, strict=True):
+            log_q = torch.log_softmax(draft(input_ids=batch).logits.float(), dim=-1)
+            loss = -(p * log_q).sum(-1).mean()  # cross-entropy to p: KL(p || q) up to p's entropy
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(draft.parameters(), 1.0)
+            optimizer.step(), scheduler.step(), optimizer.zero_grad()
+            losses.append(loss.item())
+        progress.set_postfix(loss=" ".join(f"{x:.2f}" for x in losses))
+    for draft in drafts:
+        draft.eval()
+
+
+# --- the cache -------------------------------------------------------------------------------------------
+
+def is_complete(path: Path) -> bool:
+    """A finished entry has its manifest and every file it lists, at the size it was written; anything else
+    (a build killed midway, a truncated or deleted file) is rebuilt, never loaded."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        return bool(manifest["files"]) and all(
+            (path / name).stat().st_size == size for name, size in manifest["files"].items()
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def build(recipe: Recipe = Recipe(), root: Path | None = None) -> Path:
+    """The family's directory, built first if it is missing or incomplete. Safe when processes race."""
+    root = root or home()
+    path = root / "families" / f"embedded-{recipe.key()}"
+    if is_complete(path):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if is_complete(path):  # another process finished it while we waited
+            return path
+        if path.exists():
+            shutil.rmtree(path)  # half-built or corrupt: never loaded
+        staging = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        _build_into(staging, recipe)
+        os.rename(staging, path)  # atomic: the entry appears whole or not at all
+    return path
+
+
+def _build_into(out: Path, recipe: Recipe) -> None:
+    start = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    texts = read_texts(stdlib_files(recipe, "train"))
+    tokenizer = train_tokenizer(texts, recipe.vocab_size)
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    tokens = torch.tensor([t for doc in ids for t in [*doc, tokenizer.eos_token_id]], dtype=torch.long)
+
+    target = new_model(recipe.target, tokenizer)
+    drafts = [new_model(shape, tokenizer) for shape in recipe.drafts]
+    names = [size_name(d) for d in drafts]
+    if len(set(names)) < len(names) or size_name(target) in names:
+        raise ValueError(f"recipe gives models of equal size names {names}; make every draft a different size.")
+    train_target(target, tokens, recipe)
+    distill_drafts(drafts, target, tokens, recipe)
+
+    manifest = {"recipe": dataclasses.asdict(recipe), "key": recipe.key(), "train_tokens": len(tokens),
+                "target": "target", "drafts": {}, "params": {}}
+    for name, model in [("target", target), *zip(names, drafts, strict=True)]:
+        model.save_pretrained(out / name)
+        tokenizer.save_pretrained(out / name)
+        manifest["params"][name] = sum(p.numel() for p in model.parameters())
+        if name != "target":
+            manifest["drafts"][name] = name
+    manifest["target_size"] = size_name(target)
+    manifest["build_seconds"] = time.perf_counter() - start
+    manifest["files"] = {f.relative_to(out).as_posix(): f.stat().st_size for f in sorted(out.rglob("*")) if f.is_file()}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Build the embedded model family (cached; offline).")
+    parser.add_argument("command", choices=["build"])
+    parser.add_argument("--micro", action="store_true", help="the seconds-long recipe the tests use")
+    args = parser.parse_args(argv)
+    path = build(MICRO if args.micro else Recipe())
+    manifest = json.loads((path / MANIFEST).read_text())
+    print(f"{path}  (target {manifest['target_size']}, drafts {', '.join(manifest['drafts'])}, "
+          f"built in {manifest['build_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
