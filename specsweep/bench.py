@@ -7,7 +7,7 @@ The first form compares autoregressive, speculative and assisted decoding at one
 built family (`python -m specsweep.embedded build`): speculative decoding with every draft at every gamma,
 on prompts cut from the held-out standard-library files.
 
-Methods run interleaved per prompt, in rotating order, after a warm-up, so machine noise hits all alike.
+Methods run interleaved per prompt, in a fresh random order, after a warm-up, so machine noise hits all alike.
 Each row gives tokens/s and the paired speedup over autoregressive decoding (median [min, max] over
 repeats), then alpha, c, the verification cost and Leviathan et al.'s prediction S(alpha, gamma, c), also
 with the measured verification cost (S_v), which S prices at one target step.
@@ -52,9 +52,10 @@ def synthetic_pair(layers: int = 16, hidden: int = 128, vocab: int = 512, draft_
     return target, draft
 
 
-def heldout_prompts(tokenizer, count: int, length: int, seed: int = 0) -> list[torch.Tensor]:
-    """Windows of `length` tokens from the held-out standard-library files, which no model trained on."""
-    texts = embedded.read_texts(embedded.stdlib_files(embedded.Recipe(), "heldout"))
+def heldout_prompts(recipe: embedded.Recipe, tokenizer, count: int, length: int, seed: int = 0
+                    ) -> list[torch.Tensor]:
+    """Windows of `length` tokens from the family's held-out standard-library files, which it never saw."""
+    texts = embedded.read_texts(embedded.stdlib_files(recipe, "heldout"))
     docs = [ids for ids in tokenizer(texts)["input_ids"] if len(ids) > 2 * length]
     rng = random.Random(seed)
     prompts = []
@@ -78,11 +79,11 @@ def measure(methods: dict[str, Callable[[torch.Tensor], Generation]], prompts: l
     per_repeat = {name: [] for name in names}
     totals = {name: DecodeStats() for name in names}
     identical = True
-    for repeat in range(repeats):
+    order = random.Random(0)
+    for _ in range(repeats):
         stats = {name: DecodeStats() for name in names}
-        for i, prompt in enumerate(prompts):
-            shift = (i + repeat) % len(names)  # rotate who goes first
-            outputs = {name: methods[name](prompt) for name in names[shift:] + names[:shift]}
+        for prompt in prompts:
+            outputs = {name: methods[name](prompt) for name in order.sample(names, len(names))}  # a fresh order
             identical &= len({tuple(out.tokens.tolist()) for out in outputs.values()}) == 1
             for name, out in outputs.items():
                 stats[name] = stats[name] + out.stats
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.family:
         manifest = json.loads((args.family / embedded.MANIFEST).read_text())
         target = load(args.family / manifest["target"])
-        prompts = heldout_prompts(AutoTokenizer.from_pretrained(args.family / manifest["target"]),
+        prompts = heldout_prompts(embedded.Recipe.from_dict(manifest["recipe"]),
+                                  AutoTokenizer.from_pretrained(args.family / manifest["target"]),
                                   args.prompts, args.prompt_length)
         methods = {"autoregressive": lambda p: autoregressive(target, p, max_new_tokens=new)}
         gammas = {}

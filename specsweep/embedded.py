@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import os
 import shutil
-import sys
 import sysconfig
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import tokenizers
 import torch
+import transformers
 from filelock import FileLock
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm import tqdm
@@ -32,6 +34,7 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerF
 
 EOS = "<|endoftext|>"
 MANIFEST = "family.json"
+FORMAT_VERSION = 1  # bump when the training code changes what a recipe produces
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,17 @@ class Recipe:
     seed: int = 0
 
     def key(self) -> str:
-        """Recipe + interpreter version (the corpus is the running interpreter's standard library)."""
-        blob = json.dumps([dataclasses.asdict(self), sys.version_info[:3]], sort_keys=True)
+        """Everything that changes the weights: this recipe, the training code's version, the libraries that
+        train, and the corpus itself (the running interpreter's standard library differs between builds)."""
+        versions = [FORMAT_VERSION, torch.__version__, transformers.__version__, tokenizers.__version__]
+        blob = json.dumps([dataclasses.asdict(self), versions, corpus_digest(self)], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> Recipe:
+        """The inverse of dataclasses.asdict, as stored in a family's manifest."""
+        shapes = {"target": Shape(**fields["target"]), "drafts": tuple(Shape(**d) for d in fields["drafts"])}
+        return cls(**(fields | shapes))
 
 
 MICRO = Recipe(vocab_size=384, seq_len=64, batch_size=8, target=Shape(2, 32), drafts=(Shape(1, 16), Shape(1, 32)),
@@ -90,6 +101,24 @@ def stdlib_files(recipe: Recipe, split: str) -> list[Path]:
 
 def read_texts(paths: list[Path]) -> list[str]:
     return [path.read_text(encoding="utf-8", errors="replace") for path in paths]
+
+
+@functools.cache
+def corpus_digest(recipe: Recipe) -> str:
+    """A hash of the training files' names and contents."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    digest = hashlib.sha256()
+    for path in stdlib_files(recipe, "train"):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --- tokenizer and models --------------------------------------------------------------------------------
@@ -188,12 +217,12 @@ def distill_drafts(drafts: list[GPTNeoXForCausalLM], target: GPTNeoXForCausalLM,
 # --- the cache -------------------------------------------------------------------------------------------
 
 def is_complete(path: Path) -> bool:
-    """A finished entry has its manifest and every file it lists, at the size it was written; anything else
-    (a build killed midway, a truncated or deleted file) is rebuilt, never loaded."""
+    """A finished entry has its manifest and every file it lists, with the checksum it was written with;
+    anything else (a build killed midway, a truncated, altered or deleted file) is rebuilt, never loaded."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
         return bool(manifest["files"]) and all(
-            (path / name).stat().st_size == size for name, size in manifest["files"].items()
+            file_digest(path / name) == digest for name, digest in manifest["files"].items()
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
@@ -211,9 +240,14 @@ def build(recipe: Recipe = Recipe(), root: Path | None = None) -> Path:
             return path
         if path.exists():
             shutil.rmtree(path)  # half-built or corrupt: never loaded
+        for stale in path.parent.glob(f"{path.name}.tmp-*"):  # left by a killed build: we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
         staging = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        _build_into(staging, recipe)
+        try:
+            _build_into(staging, recipe)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         os.rename(staging, path)  # atomic: the entry appears whole or not at all
     return path
 
@@ -244,7 +278,13 @@ def _build_into(out: Path, recipe: Recipe) -> None:
             manifest["drafts"][name] = name
     manifest["target_size"] = size_name(target)
     manifest["build_seconds"] = time.perf_counter() - start
-    manifest["files"] = {f.relative_to(out).as_posix(): f.stat().st_size for f in sorted(out.rglob("*")) if f.is_file()}
+    # Threads change floating-point summation order, hence the weights in their last bits: recorded, not keyed.
+    manifest["threads"] = torch.get_num_threads()
+    files = sorted(f for f in out.rglob("*") if f.is_file())
+    for f in files:  # on disk before the rename, so a crash cannot leave right names with wrong contents
+        with f.open("rb") as handle:
+            os.fsync(handle.fileno())
+    manifest["files"] = {f.relative_to(out).as_posix(): file_digest(f) for f in files}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 

@@ -68,6 +68,10 @@ def test_a_half_built_entry_is_rebuilt_not_loaded(tmp_path):
     weights.write_bytes(weights.read_bytes()[:100])  # truncated, as by a full disk
     assert not embedded.is_complete(path)
     assert embedded.build(embedded.MICRO, tmp_path) == path and embedded.is_complete(path)
+    weights = path / "target" / "model.safetensors"
+    weights.write_bytes(bytes(len(weights.read_bytes())))  # same size, wrong contents
+    assert not embedded.is_complete(path)
+    assert embedded.build(embedded.MICRO, tmp_path) == path and embedded.is_complete(path)
     (path / embedded.MANIFEST).write_text("{not json")
     assert not embedded.is_complete(path)
     assert embedded.build(embedded.MICRO, tmp_path) == path and embedded.is_complete(path)
@@ -91,3 +95,18 @@ def test_two_processes_building_at_once_leave_one_complete_entry(tmp_path):
 def test_recipe_key_changes_with_the_recipe():
     assert embedded.Recipe().key() != embedded.MICRO.key()
     assert embedded.Recipe().key() == embedded.Recipe().key()
+
+
+def test_a_killed_build_leaves_nothing_that_survives(tmp_path, monkeypatch):
+    path = tmp_path / "families" / f"embedded-{embedded.MICRO.key()}"
+    stale = path.with_name(f"{path.name}.tmp-999999")  # what a build killed midway leaves
+    (stale / "target").mkdir(parents=True)
+
+    def interrupted(out, recipe):
+        (out / "target").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(embedded, "_build_into", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        embedded.build(embedded.MICRO, tmp_path)
+    assert not list(path.parent.glob("*.tmp-*")) and not path.exists()
