@@ -104,7 +104,7 @@ def report(per_repeat: dict[str, list[float]], totals: dict[str, DecodeStats], g
         row = f"{name:28s} {spread(tps):>22s} {spread(speedup):>22s}"
         if name in gammas and m["alpha"] is not None:
             gamma = gammas[name]
-            s_v = theory.expected_tokens(m["alpha"], gamma) / (gamma * m["c"] + (m["verify_cost"] or 1.0))
+            s_v = theory.predicted_speedup(m["alpha"], gamma, m["c"], m["verify_cost"] or 1.0)
             row += (f"   {m['alpha']:.2f}   {m['acceptance_rate']:.2f}   {m['c']:.3f}  {m['verify_cost'] or 0:.2f}"
                     f"  {m['predicted_speedup']:.2f}  {s_v:.2f}")
             m |= {"predicted_speedup_with_verify_cost": s_v}

@@ -12,13 +12,13 @@ def expected_tokens(alpha: float, gamma: int) -> float:
     return (1 - alpha ** (gamma + 1)) / (1 - alpha)
 
 
-def predicted_speedup(alpha: float, gamma: int, c: float) -> float:
+def predicted_speedup(alpha: float, gamma: int, c: float, verify_cost: float = 1.0) -> float:
     """Walltime improvement S = (1 - alpha^(gamma+1)) / ((1 - alpha)(gamma c + 1)).
 
-    Assumes a (gamma+1)-token verification costs one target step; `verify_cost` in the results says
-    how far that holds on the machine that measured c.
+    Leviathan et al. price a (gamma+1)-token verification at one target step (verify_cost=1); pass the
+    measured `verify_cost` for the prediction that fits the machine that measured c.
     """
-    return expected_tokens(alpha, gamma) / (gamma * c + 1)
+    return expected_tokens(alpha, gamma) / (gamma * c + verify_cost)
 
 
 def gamma_star(alpha: float, c: float, gammas: range = GAMMAS) -> int:

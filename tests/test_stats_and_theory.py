@@ -16,6 +16,12 @@ def test_expected_tokens_matches_seed_004(alpha, gamma, speed):
     assert theory.predicted_speedup(alpha, gamma, c=0.0) == pytest.approx(speed, abs=0.005)
 
 
+def test_prediction_with_a_measured_verification_cost():
+    assert theory.predicted_speedup(0.8, 4, 0.1, verify_cost=1.3) == pytest.approx(
+        theory.expected_tokens(0.8, 4) / (4 * 0.1 + 1.3))
+    assert theory.predicted_speedup(0.8, 4, 0.1) == theory.predicted_speedup(0.8, 4, 0.1, verify_cost=1.0)
+
+
 def test_the_reference_study_should_have_found_gamma_3_for_29M():
     """Brief section 3: alpha=0.593 and c=0.124 (seed 000, 29M at gamma 1) predict gamma*=3, about 1.57x."""
     assert theory.predicted_speedup(0.593, 1, 0.124) == pytest.approx(1.42, abs=0.01)

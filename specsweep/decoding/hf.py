@@ -42,7 +42,7 @@ def _timed_forwards(model: PreTrainedModel, role: str, stats: DecodeStats, round
 
     def after(module, args, output):
         synchronize(model.device)
-        full = role == "target" and round_state["drafted"] == round_state["gamma"]
+        full = role == "target" and len(round_state["drafts"]) == round_state["gamma"]
         record_forward(stats, role, clock["index"], time.perf_counter() - clock["start"], full)
         clock["index"] += 1
 
@@ -71,7 +71,6 @@ def _counted_rounds(target: PreTrainedModel, stats: DecodeStats, max_length: int
             budget = max_length - start - 1  # the last token always comes from the target
             round_state["start"] = start
             round_state["drafts"] = candidates[0, start : start + budget].tolist()
-            round_state["drafted"] = len(round_state["drafts"])
             return candidates, logits
 
         def update_counted(input_ids: torch.Tensor, scores: torch.Tensor, num_matches: int) -> None:
@@ -130,7 +129,7 @@ def _generate(
     )
     stats = DecodeStats(accepted_per_position=[0] * gamma)
     max_length = seq.shape[1] + max_new_tokens
-    round_state = {"gamma": gamma, "drafted": 0}
+    round_state = {"gamma": gamma, "drafts": []}
     # generate() samples from the global RNG: seed it from `generator`, without disturbing the caller's RNG.
     seed = None if generator is None else int(torch.randint(2**62, (1,), generator=generator,
                                                             device=generator.device))
