@@ -1,0 +1,47 @@
+"""Exact match: the fraction of predictions identical to their reference.
+
+specsweep passes the autoregressive output as the reference, so this is "exact match with the autoregressive
+output": under greedy decoding speculative decoding is lossless, and anything below 1.0 is a bug or a numerical
+divergence worth a look.
+
+This file is an `evaluate` module loaded by local path (specsweep.quality.load): evaluate copies it into its
+cache and imports it from there, so it must not use relative imports.
+"""
+
+import datasets
+import evaluate
+
+_DESCRIPTION = "The fraction of predictions that are character-for-character identical to their reference."
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (list[str]): generated texts.
+    references (list[str]): the texts they should equal (in specsweep: the autoregressive outputs).
+Returns:
+    exact_match (float): the fraction of identical pairs (NaN for no pairs).
+    exact_match_per_sample (list[bool]): whether each pair is identical.
+Examples:
+    >>> exact_match.compute(predictions=["a", "b"], references=["a", "c"])
+    {'exact_match': 0.5, 'exact_match_per_sample': [True, False]}
+"""
+
+
+class ExactMatch(evaluate.Metric):
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
+
+    def _compute(self, predictions: list[str], references: list[str]) -> dict:
+        matches = [prediction == reference for prediction, reference in zip(predictions, references, strict=True)]
+        return {"exact_match": _mean(matches), "exact_match_per_sample": matches}
+
+
+def _mean(values: list) -> float:
+    # No samples is "unknown", not "all wrong".
+    return sum(values) / len(values) if values else float("nan")
