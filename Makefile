@@ -1,11 +1,11 @@
-# The README's two set-up commands are `make bench` and `make test`: each installs what it needs first.
+# The README's two set-up commands are `make quickstart` and `make test`: each installs what it needs first.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # A CPU build where there is no CUDA; this release is on disk on our machines, so nothing large downloads.
 TORCH ?= torch==2.13.0
 
-.PHONY: install test bench lint
+.PHONY: install test quickstart bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,3 +20,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m specsweep.bench
+
+# The main job: a draft x lookahead sweep on the embedded family (built on first use), then the study table.
+quickstart: install
+	$(BIN)/python -m specsweep -m experiment=quickstart

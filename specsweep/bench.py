@@ -31,6 +31,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPT
 
 from specsweep import embedded, theory
 from specsweep.decoding import DecodeStats, Generation, assisted, autoregressive, derive, speculative
+from specsweep.measure import interleave, warm_up
 
 
 def synthetic_pair(layers: int = 16, hidden: int = 128, vocab: int = 512, draft_layers: int = 1,
@@ -73,23 +74,22 @@ def spread(values: list[float]) -> str:
 def measure(methods: dict[str, Callable[[torch.Tensor], Generation]], prompts: list[torch.Tensor], repeats: int
             ) -> tuple[dict[str, list[float]], dict[str, DecodeStats], bool]:
     """Tokens/s of each method per repeat, their summed stats, and whether all outputs were identical."""
-    for run in methods.values():  # warm-up: allocator, kernels, lazy imports
-        run(prompts[0])
-    names = list(methods)
-    per_repeat = {name: [] for name in names}
-    totals = {name: DecodeStats() for name in names}
+    calls = {name: (lambda prompt, _, run=run: run(prompt)) for name, run in methods.items()}
+    warm_up(calls, prompts[0], times=1)
+    per_repeat = {name: [] for name in methods}
+    totals = {name: DecodeStats() for name in methods}
+    stats = {}
     identical = True
-    order = random.Random(0)
-    for _ in range(repeats):
-        stats = {name: DecodeStats() for name in names}
-        for prompt in prompts:
-            outputs = {name: methods[name](prompt) for name in order.sample(names, len(names))}  # a fresh order
-            identical &= len({tuple(out.tokens.tolist()) for out in outputs.values()}) == 1
-            for name, out in outputs.items():
-                stats[name] = stats[name] + out.stats
-        for name in names:
-            per_repeat[name].append(stats[name].new_tokens / stats[name].seconds)
-            totals[name] = totals[name] + stats[name]
+    for _, i, outputs in interleave(calls, prompts, repeats):
+        if i == 0:
+            stats = {name: DecodeStats() for name in methods}
+        identical &= len({tuple(out.tokens.tolist()) for out in outputs.values()}) == 1
+        for name, out in outputs.items():
+            stats[name] = stats[name] + out.stats
+        if i == len(prompts) - 1:
+            for name in methods:
+                per_repeat[name].append(stats[name].new_tokens / stats[name].seconds)
+                totals[name] = totals[name] + stats[name]
     return per_repeat, totals, identical
 
 

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+import specsweep.schema  # noqa: F401  (registers the structured configs)
+from specsweep import embedded
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def tiny_model(*, seed: int, vocab: int = 96, hidden: int = 32, layers: int = 2, init: float = 0.3,
@@ -57,3 +66,29 @@ def prompts() -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     return [torch.randint(1, 96, (1, int(length)), generator=generator)
             for length in torch.randint(1, 24, (12,), generator=generator)]
+
+
+@pytest.fixture(scope="session")
+def specsweep_home(tmp_path_factory) -> Path:
+    """A cache home holding the built micro family, shared by every test that runs the sweep application."""
+    home = tmp_path_factory.mktemp("specsweep_home")
+    embedded.build(embedded.MICRO, home)
+    return home
+
+
+@pytest.fixture
+def micro_env(specsweep_home, monkeypatch) -> dict[str, str]:
+    """The environment of a sweep on the micro family: its cache home, W&B off, no hub."""
+    monkeypatch.setenv("SPECSWEEP_HOME", str(specsweep_home))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return dict(os.environ)
+
+
+def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+    """The real config tree, composed as `python -m specsweep` would, with `output_dir` set (no Hydra run)."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", overrides=overrides)
+    if output_dir is not None:
+        cfg.output_dir = str(output_dir)
+    return cfg

@@ -1,0 +1,115 @@
+"""Model families: a target and drafts named by size. Hub families name hub ids (or local directories); the
+embedded family is built offline on first use. Every model loads through the same `from_pretrained` call."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from huggingface_hub import constants as hub_constants
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from specsweep import embedded
+from specsweep.errors import ConfigError
+from specsweep.schema import ModelFamilyConfig
+
+log = logging.getLogger(__name__)
+SOURCES = ("hub", "embedded")
+RECIPES = {"full": embedded.Recipe(), "micro": embedded.MICRO}
+
+
+@dataclass
+class Models:
+    target: PreTrainedModel
+    draft: PreTrainedModel | None
+    tokenizer: PreTrainedTokenizerBase  # the target's
+    draft_tokenizer: PreTrainedTokenizerBase | None
+    locations: dict[str, str]  # role -> the id or directory it was loaded from
+    load_seconds: float
+
+
+def validate(family: ModelFamilyConfig, draft: str | None) -> None:
+    """What can be checked before anything is built or loaded. `draft`: the size asked for, if any."""
+    if family.source not in SOURCES:
+        raise ConfigError(f"model_family.source={family.source!r} is invalid; it must be one of {', '.join(SOURCES)}.")
+    if family.source == "embedded" and family.recipe not in RECIPES:
+        raise ConfigError(f"model_family.recipe={family.recipe!r} is invalid; it must be one of {', '.join(RECIPES)}.")
+    if draft is not None and draft not in family.drafts:
+        sizes = ", ".join(family.drafts) or "none"
+        raise ConfigError(f"draft={draft} is not a size of model family {family.name}; its sizes are {sizes}.")
+
+
+def locate(family: ModelFamilyConfig, draft: str | None) -> dict[str, str]:
+    """Role ("target", "draft") -> hub id or local directory. Builds the embedded family on first use."""
+    names = {"target": family.target} | ({"draft": family.drafts[draft]} if draft is not None else {})
+    if family.source == "hub":
+        return names
+    root = built_family(family.recipe)
+    built = json.loads((root / embedded.MANIFEST).read_text())["drafts"]
+    missing = sorted(set(family.drafts.values()) - set(built.values()))
+    if missing:
+        raise ConfigError(f"model_family.drafts of {family.name} names {', '.join(missing)}, which the built family "
+                          f"at {root} lacks; its drafts are {', '.join(built)}.")
+    return {role: str(root / name) for role, name in names.items()}
+
+
+@functools.cache
+def built_family(recipe: str) -> Path:
+    path = embedded.home() / "families" / f"embedded-{RECIPES[recipe].key()}"
+    if not embedded.is_complete(path):
+        log.info("Building the embedded model family (%s recipe) into %s: once, about 11 minutes on 2 CPU cores "
+                 "for the full recipe", recipe, path)
+    return embedded.build(RECIPES[recipe])
+
+
+def load(family: ModelFamilyConfig, draft: str | None, device: torch.device, dtype: torch.dtype = torch.float32
+         ) -> Models:
+    """The target, and the draft of size `draft` when given, on `device`, in eval mode."""
+    start = time.perf_counter()
+    where = locate(family, draft)
+    models, tokenizers = {}, {}
+    for role, location in where.items():
+        with explain_missing(location, "model_family.target" if role == "target" else f"model_family.drafts.{draft}"):
+            models[role] = load_model(location, family.revision, family.trust_remote_code, str(device), dtype)
+            tokenizers[role] = load_tokenizer(location, family.revision, family.trust_remote_code)
+    return Models(models["target"], models.get("draft"), tokenizers["target"], tokenizers.get("draft"), where,
+                  time.perf_counter() - start)
+
+
+# Jobs of one sweep run in one process (Hydra's basic launcher): the target and the latest drafts stay loaded.
+@functools.lru_cache(maxsize=3)
+def load_model(location: str, revision: str | None, trust_remote_code: bool, device: str, dtype: torch.dtype
+               ) -> PreTrainedModel:
+    model = AutoModelForCausalLM.from_pretrained(location, revision=revision, dtype=dtype,
+                                                 trust_remote_code=trust_remote_code)
+    return model.eval().to(device)
+
+
+@functools.lru_cache(maxsize=3)
+def load_tokenizer(location: str, revision: str | None, trust_remote_code: bool) -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code)
+
+
+@contextlib.contextmanager
+def explain_missing(location: str, param: str) -> Iterator[None]:
+    """Turns "not cached and the hub is unreachable" into one sentence that says how to fix it."""
+    try:
+        yield
+    except OSError:
+        if Path(location).is_dir():
+            raise  # a real directory that fails to load: the error is about its contents
+        if location.startswith(("/", ".", "~")):
+            raise ConfigError(f"{param}={location!r} is not an existing directory; point it at a saved model "
+                              f"directory or a hub id.") from None
+        raise ConfigError(
+            f"{param}={location!r} is not in the local Hugging Face cache ({hub_constants.HF_HUB_CACHE}) and the "
+            f"hub cannot be reached; download it on a connected machine with `hf download {location}` (then copy "
+            f"the cache here) or set {param} to a local directory."
+        ) from None

@@ -1,0 +1,258 @@
+"""One cell of a sweep: `run(cfg) -> dict`, callable without Hydra.
+
+validate -> load models and prompts -> warm up -> run the method and the autoregressive baseline on the same
+prompts, interleaved, `bench.repeats` times -> metrics of ../shared/BRIEF.md section 2 and quality ->
+samples.jsonl, metrics.json, then status.json (written last, so "done" means the rest is complete) -> W&B.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from specsweep import datasets, families, quality, results, tracking
+from specsweep.decoding import METHODS, DecodeStats, Generation, Sampling, derive
+from specsweep.errors import ConfigError
+from specsweep.measure import interleave, warm_up
+from specsweep.theory import GAMMAS
+
+log = logging.getLogger(__name__)
+BASELINE = "autoregressive"
+# Keys that do not change what a cell measures: left out of its identity (the resume and dedupe key).
+NOT_IDENTITY = ("logger", "fail_fast", "output_dir", "hydra")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Every check that needs no model and no data, so that bad input fails before anything loads."""
+    method = cfg.method
+    if method.name not in METHODS:
+        raise ConfigError(f"method.name={method.name!r} is not a method; the methods are {', '.join(METHODS)}.")
+    families.validate(cfg.model_family, cfg.draft if method.uses_draft else None)
+    if method.uses_gamma and not (isinstance(cfg.gamma, int) and cfg.gamma in GAMMAS):
+        raise ConfigError(f"gamma={cfg.gamma} is invalid for method {method.name}; it must be an integer in "
+                          f"{GAMMAS.start}..{GAMMAS.stop - 1}.")
+    for key in ("max_new_tokens", "repeats"):
+        if cfg.bench[key] < 1:
+            raise ConfigError(f"bench.{key}={cfg.bench[key]} is invalid; it must be at least 1.")
+    if cfg.bench.warmup < 0:
+        raise ConfigError(f"bench.warmup={cfg.bench.warmup} is invalid; it must be 0 or more.")
+    if method.name == "assisted" and not cfg.optimization.kv_cache:
+        raise ConfigError("optimization.kv_cache=false is invalid for method assisted; transformers' assisted "
+                          "generation needs the KV cache.")
+    sampling(cfg)
+    device(cfg.device)
+    datasets.validate(cfg.dataset)
+    quality.validate(cfg.dataset)
+
+
+def sampling(cfg: DictConfig) -> Sampling:
+    try:
+        return Sampling(**OmegaConf.to_container(cfg.sampling))
+    except ValueError as error:
+        raise ConfigError(f"sampling.{error}") from None
+
+
+def device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name!r} is invalid; use auto, cpu, cuda or cuda:N.") from None
+    if chosen.type == "cuda" and not (torch.cuda.is_available() and (chosen.index or 0) < torch.cuda.device_count()):
+        raise ConfigError(f"device={name} is not available on this machine ({torch.cuda.device_count()} CUDA "
+                          f"devices); use device=cpu or device=auto.")
+    return chosen
+
+
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """What this cell measures. A method that ignores `draft` or `gamma` has the same identity for every value
+    of them, so a sweep over those axes runs it once."""
+    cell = {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items() if key not in NOT_IDENTITY}
+    if not cfg.method.uses_draft:
+        cell.pop("draft")
+    if not cfg.method.uses_gamma:
+        cell.pop("gamma")
+    return cell
+
+
+def cell_key(cfg: DictConfig) -> str:
+    return hashlib.sha256(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run(cfg: DictConfig, sweep_dir: Path | None = None) -> dict[str, Any]:
+    """Run one cell into cfg.output_dir and return its metrics.json content. Raises on failure, after
+    recording it in status.json. `sweep_dir`: in a multirun, where the other cells' directories are, so a
+    cell already done (an earlier run of the same sweep, or an identical cell) is not measured again."""
+    out = Path(cfg.output_dir)
+    key = cell_key(cfg)
+    done = results.find_done(out, key, sweep_dir)
+    if done is not None:
+        return results.reuse(out, done, key)
+    results.start(out, key)
+    try:
+        validate(cfg)
+        record = measure_cell(cfg, out, key)
+    except BaseException as error:
+        results.fail(out, key, error)
+        raise
+    return record
+
+
+def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
+    torch.manual_seed(cfg.seed)
+    dev = device(cfg.device)
+    method = cfg.method
+    models = families.load(cfg.model_family, cfg.draft if method.uses_draft else None, dev)
+    examples = datasets.load_examples(cfg.dataset, models.tokenizer)
+    prompts = [models.tokenizer(e.prompt, return_tensors="pt").input_ids.to(dev) for e in examples]
+    calls = {method.name: method_call(cfg, models, dev), BASELINE: baseline_call(cfg, models, dev)}
+
+    warm_up(calls, prompts[0], cfg.bench.warmup)
+    per_call: dict[str, list[list[Generation]]] = {name: [[] for _ in prompts] for name in calls}
+    repeats = cfg.bench.repeats
+    progress = tqdm(interleave(calls, prompts, repeats, cfg.seed), total=repeats * len(prompts),
+                    desc=f"{method.name} {cfg.draft if method.uses_draft else ''}".strip(), unit="prompt")
+    for _, i, outputs in progress:
+        for name, generation in outputs.items():
+            per_call[name][i].append(generation)
+        progress.set_postfix(running_figures(per_call[method.name]))
+    progress.close()
+
+    samples = sample_records(examples, per_call, method.name, models.tokenizer)
+    summary, per_sample = quality.score(
+        list(cfg.dataset.metrics), [s["output"] for s in samples], [s["baseline_output"] for s in samples],
+        [s["reference"] for s in samples], language=cfg.dataset.language,
+        prompts=[e.prompt for e in examples], tests=[test_program(e.fields) for e in examples],
+        execute_code=cfg.dataset.execute_code)
+    for sample, scores in zip(samples, per_sample, strict=True):
+        sample["quality"] = scores
+
+    metrics = timing_metrics(per_call, method.name, repeats) | summary
+    record = {
+        "key": key,
+        "cell": {"method": method.name, "draft": cfg.draft if method.uses_draft else None,
+                 "gamma": cfg.gamma if method.uses_gamma else None, "model_family": cfg.model_family.name,
+                 "dataset": cfg.dataset.name, "optimization": cfg.optimization.name},
+        "metrics": metrics,
+        "higher_is_better": results.HIGHER_IS_BETTER | quality.HIGHER_IS_BETTER,
+        "counts": total(per_call[method.name]).to_dict(),
+        "baseline_counts": total(per_call[BASELINE]).to_dict(),
+        "models": models.locations,
+        "load_seconds": models.load_seconds,
+        "num_samples": len(examples),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "provenance": results.provenance(dev),
+    }
+    record["wandb"] = tracking.log_job(cfg, record, samples, out)
+    results.finish(out, record, samples)
+    return record
+
+
+def method_call(cfg: DictConfig, models: families.Models, dev: torch.device):
+    """The configured method as (prompt, call index) -> Generation."""
+    method, decode = cfg.method, METHODS[cfg.method.name]
+    kwargs = dict(max_new_tokens=cfg.bench.max_new_tokens, sampling=sampling(cfg), use_cache=cfg.optimization.kv_cache,
+                  eos_token_id=models.target.generation_config.eos_token_id, **method.options)
+    if method.uses_gamma:
+        kwargs["gamma"] = cfg.gamma
+    if method.uses_draft:
+        kwargs["tokenizers"] = (models.tokenizer, models.draft_tokenizer)
+    args = (models.target, models.draft) if method.uses_draft else (models.target,)
+    return lambda prompt, call: decode(*args, prompt, generator=generator(cfg, dev, call), **kwargs)
+
+
+def baseline_call(cfg: DictConfig, models: families.Models, dev: torch.device):
+    decode = METHODS[BASELINE]
+    kwargs = dict(max_new_tokens=cfg.bench.max_new_tokens, sampling=sampling(cfg), use_cache=cfg.optimization.kv_cache,
+                  eos_token_id=models.target.generation_config.eos_token_id)
+    return lambda prompt, call: decode(models.target, prompt, generator=generator(cfg, dev, call), **kwargs)
+
+
+def generator(cfg: DictConfig, dev: torch.device, call: int) -> torch.Generator | None:
+    """Sampling draws from a generator seeded per call, so a job is reproducible; greedy needs none."""
+    if cfg.sampling.temperature == 0:
+        return None
+    return torch.Generator(dev).manual_seed(cfg.seed * 1_000_003 + call)
+
+
+def total(generations: list[list[Generation]]) -> DecodeStats:
+    stats = DecodeStats()
+    for per_prompt in generations:
+        for generation in per_prompt:
+            stats = stats + generation.stats
+    return stats
+
+
+def running_figures(generations: list[list[Generation]]) -> dict[str, str]:
+    stats = total(generations)
+    figures = {"tok/s": f"{stats.new_tokens / stats.seconds:.0f}" if stats.seconds else "-"}
+    if stats.drafted:
+        figures["acc"] = f"{stats.accepted / stats.drafted:.2f}"
+    return figures
+
+
+def timing_metrics(per_call: dict[str, list[list[Generation]]], name: str, repeats: int) -> dict[str, Any]:
+    """The brief's metrics from the summed counts, and the speedup per repeat (same prompts, interleaved),
+    reported as median with min, max and standard deviation."""
+    method_total, baseline_total = total(per_call[name]), total(per_call[BASELINE])
+    metrics = derive(method_total, baseline_total)
+
+    def ms_per_token(generations: list[list[Generation]], repeat: int) -> float:
+        stats = DecodeStats()
+        for per_prompt in generations:
+            stats = stats + per_prompt[repeat].stats
+        return 1e3 * stats.seconds / max(1, stats.new_tokens)
+
+    speedups = [ms_per_token(per_call[BASELINE], r) / ms_per_token(per_call[name], r) for r in range(repeats)]
+    rates = [1e3 / ms_per_token(per_call[name], r) for r in range(repeats)]
+    metrics |= spread("speedup", speedups) | spread("tokens_per_s", rates)
+    metrics["baseline_ms_per_token"] = derive(baseline_total)["ms_per_token"]
+    metrics["baseline_tokens_per_s"] = derive(baseline_total)["tokens_per_s"]
+    metrics["accepted_per_position"] = method_total.accepted_per_position
+    return metrics
+
+
+def spread(name: str, values: list[float]) -> dict[str, float]:
+    """median as `name`, with `name_min`, `name_max` and `name_std` over repeats."""
+    return {name: statistics.median(values), f"{name}_min": min(values), f"{name}_max": max(values),
+            f"{name}_std": statistics.pstdev(values)}
+
+
+def sample_records(examples: list[datasets.Example], per_call: dict[str, list[list[Generation]]], name: str,
+                   tokenizer) -> list[dict[str, Any]]:
+    """One record per prompt: texts from the first repeat, timings and acceptance over all repeats."""
+    records = []
+    for i, example in enumerate(examples):
+        runs, baseline_runs = per_call[name][i], per_call[BASELINE][i]
+        stats = total([runs])
+        records.append({
+            "id": example.id,
+            "prompt": example.prompt,
+            "reference": example.reference,
+            "output": tokenizer.decode(runs[0].tokens, skip_special_tokens=True),
+            "baseline_output": tokenizer.decode(baseline_runs[0].tokens, skip_special_tokens=True),
+            "tokens_match": runs[0].tokens.tolist() == baseline_runs[0].tokens.tolist(),
+            "new_tokens": runs[0].stats.new_tokens,
+            "ms_per_token": [1e3 * g.stats.seconds / max(1, g.stats.new_tokens) for g in runs],
+            "baseline_ms_per_token": [1e3 * g.stats.seconds / max(1, g.stats.new_tokens) for g in baseline_runs],
+            "acceptance_rate": stats.accepted / stats.drafted if stats.drafted else None,
+            "accepted_per_position": stats.accepted_per_position,
+        })
+    return records
+
+
+def test_program(fields: dict[str, Any]) -> str | None:
+    """HumanEval-style rows carry their unit test and entry point; pass@1 runs them (opt-in, sandboxed)."""
+    if "test" in fields and "entry_point" in fields:
+        return f"{fields['test']}\ncheck({fields['entry_point']})\n"
+    return None
+

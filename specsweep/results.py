@@ -1,0 +1,136 @@
+"""A job's files: status.json, metrics.json and samples.jsonl, each written whole or not at all.
+
+status.json is written last, so a job killed midway leaves "running" (or nothing), never a "done" beside
+partial results. A cell whose status is "done" is never measured again in the same sweep directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import traceback
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+STATUS, METRICS, SAMPLES = "status.json", "metrics.json", "samples.jsonl"
+LIBRARIES = ("specsweep", "torch", "transformers", "tokenizers", "datasets", "evaluate", "hydra-core", "omegaconf",
+             "wandb", "pandas")
+# Direction of the timing metrics (quality metrics declare theirs in specsweep.quality).
+HIGHER_IS_BETTER = {"speedup": True, "tokens_per_s": True, "ms_per_token": False, "acceptance_rate": True,
+                    "alpha": True, "tokens_per_round": True, "c": False, "predicted_speedup": True}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file in the same directory, flush it to disk, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
+                                     encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f.name, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_status(job_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((job_dir / STATUS).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def find_done(out: Path, key: str, sweep_dir: Path | None) -> Path | None:
+    """A directory holding a finished run of this cell: this job's own (a resumed sweep) or, in a sweep, a
+    sibling with the same identity (a method that ignores the swept draft or gamma)."""
+    candidates = [out] + (sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p != out) if sweep_dir else [])
+    for job_dir in candidates:
+        status = read_status(job_dir)
+        if status and status.get("status") == "done" and status.get("key") == key and not status.get("same_as"):
+            return job_dir
+    return None
+
+
+def reuse(out: Path, done: Path, key: str) -> dict[str, Any]:
+    """The record of a cell already measured. For an identical sibling, a copy that says so (`same_as`)."""
+    record = json.loads((done / METRICS).read_text())
+    if done != out:
+        record["same_as"] = done.name
+        write_json(out / METRICS, record)
+        write_json(out / STATUS, {"status": "done", "key": key, "same_as": done.name, "time": _now()})
+    record["skipped"] = True
+    return record
+
+
+def start(out: Path, key: str) -> None:
+    """Clear what an earlier, failed attempt left, then mark the job running."""
+    for name in (METRICS, SAMPLES):
+        (out / name).unlink(missing_ok=True)
+    write_json(out / STATUS, {"status": "running", "key": key, "time": _now()})
+
+
+def fail(out: Path, key: str, error: BaseException) -> None:
+    write_json(out / STATUS, {
+        "status": "failed", "key": key, "time": _now(), "error": f"{type(error).__name__}: {error}",
+        "traceback": "".join(traceback.format_exception(error)),
+    })
+
+
+def finish(out: Path, record: dict[str, Any], samples: list[dict[str, Any]]) -> None:
+    write_atomic(out / SAMPLES, "".join(json.dumps(s, ensure_ascii=False, default=str) + "\n" for s in samples))
+    write_json(out / METRICS, record)
+    write_json(out / STATUS, {"status": "done", "key": record["key"], "time": _now()})
+
+
+def provenance(device: torch.device) -> dict[str, Any]:
+    """What produced the numbers: code version, libraries, hardware, threads."""
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "versions": {name: _version(name) for name in LIBRARIES} | {"python": sys.version.split()[0]},
+        "device": str(device),
+        "cpu": _cpu_model(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "time": _now(),
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -1,0 +1,109 @@
+"""Structured configs: the schema of every config group. The YAML files under conf/ fill them in, so a typo
+or a wrong type fails at composition with Hydra's own message. Semantic checks (a draft size the family
+lacks, gamma out of range) live in `specsweep.job.validate`, before any model loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelFamilyConfig:
+    name: str = MISSING
+    source: str = "hub"  # "hub": ids or local paths; "embedded": built offline by specsweep.embedded
+    recipe: str = "full"  # embedded only: "full" or "micro" (the seconds-long recipe the tests use)
+    target: str = MISSING  # hub id or local directory; embedded: a directory inside the built family
+    drafts: dict[str, str] = field(default_factory=dict)  # size name (parameter count) -> hub id or path
+    default_draft: str = MISSING  # the size used when `draft` is not given
+    revision: str | None = None  # hub revision (branch, tag or commit) of every model
+    trust_remote_code: bool = False
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    source: str = MISSING  # "stdlib_heldout", "humaneval" (both offline), or "hub"
+    path: str | None = None  # hub: a dataset id, or a local directory (save_to_disk) or .jsonl/.json/.csv file
+    subset: str | None = None  # hub: the dataset's configuration name (xlsum: "japanese")
+    split: str = "test"
+    revision: str | None = None
+    template: str = MISSING  # how a row becomes a prompt: str.format over the row's fields
+    reference_field: str = MISSING  # the row field quality is scored against
+    truncate: dict[str, int] = field(default_factory=dict)  # field -> max target tokens, before templating
+    metrics: list[str] = field(default_factory=lambda: ["exact_match", "rouge"])
+    language: str = "en"  # ROUGE tokenisation: "en", "ja" (MeCab via fugashi + unidic-lite) or "code"
+    execute_code: bool = False  # pass@1 runs model-written code (sandboxed subprocess): opt in explicitly
+    num_samples: int = 8  # prompts per job, a reproducible subsample drawn with `seed`
+    seed: int = 0
+    prefix_lines: int = 24  # stdlib_heldout: lines of source in a prompt
+    continuation_lines: int = 8  # stdlib_heldout: lines of the reference continuation
+
+
+@dataclass
+class MethodConfig:
+    name: str = MISSING  # a key of specsweep.decoding.METHODS
+    uses_draft: bool = False  # reads the top-level `draft`
+    uses_gamma: bool = False  # reads the top-level `gamma` (1..7)
+    options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments (prompt_lookup: max_ngram)
+
+
+@dataclass
+class OptimizationConfig:
+    name: str = MISSING
+    kv_cache: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    name: str = MISSING  # "wandb" or "none"
+    project: str = "specsweep"
+    entity: str | None = None
+    group: str | None = None  # default: the sweep directory's name, so one sweep is one W&B group
+    mode: str | None = None  # None: $WANDB_MODE if set, else online when logged in, else offline
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.0  # 0 is greedy
+    top_k: int | None = None
+    top_p: float | None = None
+
+
+@dataclass
+class BenchConfig:
+    max_new_tokens: int = 64
+    repeats: int = 3  # each prompt runs this many times per method, interleaved with the baseline
+    warmup: int = 1  # untimed generations per method before the first timed one
+
+
+@dataclass
+class Config:
+    model_family: ModelFamilyConfig = MISSING
+    method: MethodConfig = MISSING
+    optimization: OptimizationConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    logger: LoggerConfig = MISSING
+    draft: str = MISSING
+    gamma: int = 3
+    seed: int = 0
+    device: str = "auto"
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    fail_fast: bool = False
+    output_dir: str = MISSING
+
+
+def register() -> None:
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Config)
+    for group, node in [("model_family", ModelFamilyConfig), ("dataset", DatasetConfig), ("method", MethodConfig),
+                        ("optimization", OptimizationConfig), ("logger", LoggerConfig)]:
+        store.store(group=group, name=f"base_{group}", node=node)
+
+
+register()

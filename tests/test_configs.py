@@ -1,0 +1,57 @@
+"""Every config of every group composes against the schema, and the schema catches typos and wrong types."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from tests.conftest import CONF, compose_config
+
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
+
+
+@pytest.mark.parametrize("group,choice", [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))])
+def test_every_config_composes(group, choice):
+    cfg = compose_config([f"{group}={choice}"])
+    if group != "experiment":
+        assert cfg[group].name == choice
+    assert cfg.draft in cfg.model_family.drafts  # every family's default draft is one of its sizes
+
+
+def test_a_family_brings_its_dataset_and_the_command_line_wins():
+    assert compose_config(["model_family=japanese_gpt_neox_xlsum"]).dataset.name == "xlsum_ja"
+    assert compose_config(["model_family=japanese_gpt_neox_xlsum", "dataset=humaneval"]).dataset.name == "humaneval"
+
+
+def test_hub_families_use_the_seeds_exact_ids():
+    cfg = compose_config(["model_family=japanese_gpt_neox_xlsum"])
+    assert cfg.model_family.target == "u-hyszk/japanese-gpt-neox-409M-xlsum-sft"
+    assert list(cfg.model_family.drafts) == ["6M", "13M", "29M", "47M", "72M", "115M", "165M", "247M"]
+    assert all(v == f"u-hyszk/japanese-gpt-neox-{k}-xlsum-sft" for k, v in cfg.model_family.drafts.items())
+    assert cfg.dataset.template == "タイトル: {title}\nテキスト: {text}\n要約: " and cfg.dataset.truncate.text == 256
+
+
+def test_embedded_size_names_match_the_recipe():
+    """The YAML lists sizes statically (validated before any build); the recipe must produce exactly those."""
+    from specsweep import embedded
+
+    class Vocab:  # a model's size depends on the tokenizer only through its length
+        eos_token_id = 0
+
+        def __init__(self, n):
+            self.n = n
+
+        def __len__(self):
+            return self.n
+
+    for family, recipe in [("embedded", embedded.Recipe()), ("embedded_micro", embedded.MICRO)]:
+        names = [embedded.size_name(embedded.new_model(s, Vocab(recipe.vocab_size))) for s in recipe.drafts]
+        assert list(compose_config([f"model_family={family}"]).model_family.drafts) == names
+
+
+@pytest.mark.parametrize("override", ["gamma=three", "bench.repeats=1.5", "sampling.temprature=1",
+                                      "dataset.nmu_samples=3"])
+def test_typos_and_wrong_types_fail_at_composition(override):
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_config([override])

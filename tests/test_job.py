@@ -1,0 +1,93 @@
+"""One cell, run through `specsweep.job.run` on the real config tree and the micro family (no Hydra run)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from specsweep import job, results
+from specsweep.errors import ConfigError
+from tests.conftest import compose_config
+
+FAST = ["model_family=embedded_micro", "logger=none", "dataset.num_samples=2", "bench.max_new_tokens=6",
+        "bench.repeats=2"]
+
+
+def test_a_cell_writes_complete_results(micro_env, tmp_path):
+    record = job.run(compose_config(FAST + ["draft=37K", "gamma=2"], tmp_path))
+    on_disk = json.loads((tmp_path / results.METRICS).read_text())
+    assert on_disk["key"] == record["key"] and results.read_status(tmp_path)["status"] == "done"
+    metrics = on_disk["metrics"]
+    for name in ["acceptance_rate", "alpha", "tokens_per_round", "c", "ms_per_token",
+                 "tokens_per_s", "speedup", "speedup_min", "speedup_max", "predicted_speedup", "gamma_star",
+                 "exact_match", "rouge1", "rouge2", "rougeL"]:
+        assert metrics[name] is not None, name
+    assert on_disk["counts"]["rounds"] > 0 and len(metrics["accepted_per_position"]) == 2
+    assert metrics["speedup_min"] <= metrics["speedup"] <= metrics["speedup_max"]
+    assert metrics["exact_match"] == 1.0  # greedy speculative output is the autoregressive output
+    samples = [json.loads(line) for line in (tmp_path / results.SAMPLES).read_text().splitlines()]
+    assert len(samples) == 2 and all(s["tokens_match"] and len(s["ms_per_token"]) == 2 for s in samples)
+    provenance = on_disk["provenance"]
+    assert provenance["versions"]["torch"] and provenance["threads"] >= 1 and provenance["device"] == "cpu"
+    assert on_disk["config"]["draft"] == "37K" and "${" not in json.dumps(on_disk["config"])  # resolved
+
+
+def test_a_done_cell_is_not_run_again(micro_env, tmp_path):
+    cfg = compose_config(FAST + ["draft=16K", "gamma=1"], tmp_path)
+    first = job.run(cfg)
+    again = job.run(cfg)
+    assert again["skipped"] and again["metrics"] == first["metrics"]
+
+
+def test_methods_that_ignore_draft_and_gamma_run_once_per_sweep(micro_env, tmp_path):
+    cells = [tmp_path / "a", tmp_path / "b"]
+    first = job.run(compose_config(FAST + ["method=autoregressive", "draft=16K", "gamma=1"], cells[0]), tmp_path)
+    second = job.run(compose_config(FAST + ["method=autoregressive", "draft=37K", "gamma=3"], cells[1]), tmp_path)
+    assert second["same_as"] == "a" and second["metrics"] == first["metrics"]
+    status = results.read_status(cells[1])
+    assert status["status"] == "done" and status["same_as"] == "a"
+
+
+@pytest.mark.parametrize("override,words", [
+    (["draft=6M"], ["draft=6M", "16K, 37K"]),
+    (["gamma=0"], ["gamma=0", "1..7"]),
+    (["gamma=8"], ["gamma=8", "1..7"]),
+    (["dataset.num_samples=0"], ["dataset.num_samples=0", "at least 1"]),
+    (["dataset.reference_field=summary"], ["summary", "continuation"]),
+    (["sampling.temperature=-1"], ["sampling.temperature=-1"]),
+    (["device=cuda:7"], ["device=cuda:7"]),
+    (["method=assisted", "optimization=no_kv_cache"], ["optimization.kv_cache=false", "assisted"]),
+])
+def test_bad_input_fails_with_one_sentence_and_leaves_no_results(micro_env, tmp_path, override, words):
+    with pytest.raises(ConfigError) as error:
+        job.run(compose_config(FAST + override, tmp_path))
+    message = str(error.value)
+    assert "\n" not in message and all(w in message for w in words), message
+    status = results.read_status(tmp_path)
+    assert status["status"] == "failed" and message in status["error"]
+    assert not (tmp_path / results.METRICS).exists() and not (tmp_path / results.SAMPLES).exists()
+
+
+def test_a_family_of_local_paths_loads_and_runs(micro_env, specsweep_home, tmp_path):
+    """A hub-style family whose entries are directories: a saved micro family."""
+    from specsweep import families
+
+    root = families.built_family("micro")
+    cfg = compose_config(FAST + ["model_family=pythia", "dataset=stdlib_heldout", f"model_family.target={root}/target",
+                                 f"+model_family.drafts.local={root}/16K", "draft=local"], tmp_path)
+    assert job.run(cfg)["metrics"]["exact_match"] == 1.0
+
+
+def test_a_hub_model_that_is_not_cached_gives_one_sentence(micro_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    cfg = compose_config(FAST + ["model_family=pythia", "dataset=stdlib_heldout", "draft=70M"], tmp_path / "job")
+    with pytest.raises(ConfigError) as error:
+        job.run(cfg)
+    message = str(error.value)
+    assert "model_family.target='EleutherAI/pythia-2.8b'" in message and "local Hugging Face cache" in message
+    assert "hf download" in message and "\n" not in message
