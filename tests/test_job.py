@@ -91,3 +91,12 @@ def test_a_hub_model_that_is_not_cached_gives_one_sentence(micro_env, tmp_path, 
     message = str(error.value)
     assert "model_family.target='EleutherAI/pythia-2.8b'" in message and "local Hugging Face cache" in message
     assert "hf download" in message and "\n" not in message
+
+
+def test_pass_at_1_runs_only_when_opted_in(micro_env, tmp_path):
+    """HumanEval lists pass@1; it runs model-written code (sandboxed) only with dataset.execute_code=true."""
+    humaneval = FAST + ["dataset=humaneval", "dataset.num_samples=1"]
+    without = job.run(compose_config(humaneval, tmp_path / "off"))["metrics"]
+    assert "pass_at_1" not in without and without["exact_match"] == 1.0
+    opted_in = job.run(compose_config(humaneval + ["dataset.execute_code=true"], tmp_path / "on"))["metrics"]
+    assert opted_in["pass_at_1"] == 0.0  # six tokens of a micro model do not solve HumanEval/..

@@ -66,3 +66,26 @@ def test_wandb_offline_writes_a_run_per_job_with_summary_metrics(micro_env, tmp_
         for key in ["speedup", "alpha", "tokens_per_s"]:
             assert key.encode() in blob and json.dumps(record["metrics"][key]).encode() in blob, key
         assert list(run_dir.glob("files/media/table/samples_*.table.json"))
+
+
+@pytest.mark.parametrize("overrides,sentence", [
+    (["model_family=embedded_micro", "draft=6M"],
+     "draft=6M is not a size of model family embedded_micro; its sizes are 16K, 37K."),
+    (["model_family=embedded_micro", "gamma=9"],
+     "gamma=9 is invalid for method speculative; it must be an integer in 1..7."),
+    (["model_family=embedded_micro", "dataset.num_samples=0"],
+     "dataset.num_samples=0 is invalid; it must be at least 1."),
+    # The hub for real: HF_HUB_OFFLINE=1 and an empty Hugging Face cache.
+    (["model_family=pythia", "dataset=stdlib_heldout"],
+     "model_family.target='EleutherAI/pythia-2.8b' is not in the local Hugging Face cache"),
+    (["model_family=no_such_family"], "Could not find 'model_family/no_such_family'"),
+])
+def test_a_bad_single_run_exits_non_zero_with_its_sentence(micro_env, tmp_path, overrides, sentence):
+    env = micro_env | {"HF_HOME": str(tmp_path / "hf"), "HYDRA_FULL_ERROR": "0"}
+    command = [sys.executable, "-m", "specsweep", "logger=none",
+               f"hydra.run.dir={tmp_path / 'run'}", *overrides]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert sentence in output and "Traceback" not in output, output
+    assert not (tmp_path / "run" / results.METRICS).exists()
