@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 # A CPU build where there is no CUDA; this release is on disk on our machines, so nothing large downloads.
 TORCH ?= torch==2.13.0
 
-.PHONY: install test quickstart bench
+# Debian's package; run apt as root, or through sudo when we are not root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install chromium test quickstart bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +17,12 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[test]"
 
-test: install
+# The report test opens report.html in headless Chromium.
+chromium:
+	@command -v chromium >/dev/null || $(SUDO) apt-get install -y -qq chromium \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -26,6 +26,7 @@ from specsweep.theory import GAMMAS
 
 log = logging.getLogger(__name__)
 BASELINE = "autoregressive"
+BASELINE_PREFIX = "baseline_"  # metrics of the baseline measured in the same job: baseline_ms_per_token, ...
 # Keys that do not change what a cell measures: left out of its identity (the resume and dedupe key).
 NOT_IDENTITY = ("logger", "fail_fast", "output_dir", "hydra")
 
@@ -128,25 +129,24 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
     progress.close()
 
     samples = sample_records(examples, per_call, method.name, models.tokenizer)
-    summary, per_sample = quality.score(
-        list(cfg.dataset.metrics), [s["output"] for s in samples], [s["baseline_output"] for s in samples],
-        [s["reference"] for s in samples], language=cfg.dataset.language,
-        prompts=[e.prompt for e in examples], tests=[test_program(e.fields) for e in examples],
-        execute_code=cfg.dataset.execute_code)
+    summary, per_sample = score_quality(cfg, examples, samples, "output")
     for sample, scores in zip(samples, per_sample, strict=True):
         sample["quality"] = scores
+    # The baseline's own quality, so a study can show what the method changed (zero for greedy decoding).
+    baseline_summary, _ = score_quality(cfg, examples, samples, "baseline_output", skip=("exact_match",))
 
     metrics = timing_metrics(per_call, method.name, repeats) | summary
+    metrics |= {f"{BASELINE_PREFIX}{name}": value for name, value in baseline_summary.items()}
     record = {
         "key": key,
-        "cell": {"method": method.name, "draft": cfg.draft if method.uses_draft else None,
-                 "gamma": cfg.gamma if method.uses_gamma else None, "model_family": cfg.model_family.name,
-                 "dataset": cfg.dataset.name, "optimization": cfg.optimization.name},
+        "cell": cell(cfg),
         "metrics": metrics,
         "higher_is_better": results.HIGHER_IS_BETTER | quality.HIGHER_IS_BETTER,
         "counts": total(per_call[method.name]).to_dict(),
         "baseline_counts": total(per_call[BASELINE]).to_dict(),
         "models": models.locations,
+        "params": {role: model.num_parameters() for role, model in (("target", models.target), ("draft", models.draft))
+                   if model is not None},
         "load_seconds": models.load_seconds,
         "num_samples": len(examples),
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -155,6 +155,24 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
     record["wandb"] = tracking.log_job(cfg, record, samples, out)
     results.finish(out, record, samples)
     return record
+
+
+def cell(cfg: DictConfig) -> dict[str, Any]:
+    """The axes a study tabulates, from a job's config: None for an axis the method ignores."""
+    method = cfg.method
+    return {"method": method.name, "draft": cfg.draft if method.uses_draft else None,
+            "gamma": cfg.gamma if method.uses_gamma else None, "model_family": cfg.model_family.name,
+            "dataset": cfg.dataset.name, "optimization": cfg.optimization.name}
+
+
+def score_quality(cfg: DictConfig, examples: list[datasets.Example], samples: list[dict[str, Any]], field: str,
+                  skip: tuple[str, ...] = ()) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Quality of the texts in samples[i][field] (the method's or the baseline's output)."""
+    return quality.score(
+        [name for name in cfg.dataset.metrics if name not in skip], [s[field] for s in samples],
+        [s["baseline_output"] for s in samples], [s["reference"] for s in samples], language=cfg.dataset.language,
+        prompts=[e.prompt for e in examples], tests=[test_program(e.fields) for e in examples],
+        execute_code=cfg.dataset.execute_code)
 
 
 def method_call(cfg: DictConfig, models: families.Models, dev: torch.device):
@@ -215,8 +233,8 @@ def timing_metrics(per_call: dict[str, list[list[Generation]]], name: str, repea
     speedups = [ms_per_token(per_call[BASELINE], r) / ms_per_token(per_call[name], r) for r in range(repeats)]
     rates = [1e3 / ms_per_token(per_call[name], r) for r in range(repeats)]
     metrics |= spread("speedup", speedups) | spread("tokens_per_s", rates)
-    metrics["baseline_ms_per_token"] = derive(baseline_total)["ms_per_token"]
-    metrics["baseline_tokens_per_s"] = derive(baseline_total)["tokens_per_s"]
+    metrics[f"{BASELINE_PREFIX}ms_per_token"] = derive(baseline_total)["ms_per_token"]
+    metrics[f"{BASELINE_PREFIX}tokens_per_s"] = derive(baseline_total)["tokens_per_s"]
     metrics["accepted_per_position"] = method_total.accepted_per_position
     return metrics
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ def log_job(cfg: DictConfig, record: dict[str, Any], samples: list[dict[str, Any
 
 
 def _log(cfg: DictConfig, record: dict[str, Any], samples: list[dict[str, Any]], job_dir: Path) -> dict[str, str]:
-    import pandas as pd
     import wandb
 
     cell = record["cell"]
@@ -62,5 +62,35 @@ def _log(cfg: DictConfig, record: dict[str, Any], samples: list[dict[str, Any]],
         run.summary.update(flat("", record["metrics"]) | flat("cell/", cell))
         table = pd.DataFrame(samples).drop(columns=["quality", "accepted_per_position"], errors="ignore")
         run.log({"samples": wandb.Table(dataframe=table.astype(str))})
-        where = {"mode": run.settings.mode, "id": run.id, "dir": str(Path(run.dir).parent)}
+        where = {"mode": run.settings.mode, "id": run.id, "dir": str(Path(run.dir).parent),
+                 "project": run.project, "entity": cfg.logger.entity, "group": run.group}
     return where
+
+
+def log_study(table: pd.DataFrame, sections: list[tuple[str, pd.DataFrame]], images: list[Path], out: Path) -> None:
+    """When the jobs were logged to W&B, one more run in their group holds the study: its tables and plots, so
+    the dashboard shows the study and not only per-job runs. Failures are reported, not raised."""
+    if "wandb_mode" not in table:
+        return
+    logged = table[table["wandb_mode"].isin(["online", "offline"])]
+    if logged.empty:
+        return
+    first = logged.iloc[0]
+    try:
+        import wandb
+
+        group = none_if_nan(first.get("wandb_group")) or out.name
+        with wandb.init(project=none_if_nan(first.get("wandb_project")) or "specsweep", group=group,
+                        entity=none_if_nan(first.get("wandb_entity")), job_type="study", name="study", dir=out,
+                        mode=first["wandb_mode"], reinit="create_new") as run:
+            run.log({"results": wandb.Table(dataframe=table.astype(str))}
+                    | {f"study/{heading}": wandb.Table(dataframe=frame.astype(str))
+                       for heading, frame in sections if not frame.empty}
+                    | {f"plots/{path.stem}": wandb.Image(str(path)) for path in images})
+        log.info("study logged to W&B run %s (%s) in group %s", run.id, first["wandb_mode"], group)
+    except Exception as error:  # W&B's own errors are many and version-dependent
+        log.warning("W&B logging of the study failed; it is on disk only: %s", error)
+
+
+def none_if_nan(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and value != value) else value

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from specsweep import results
+from specsweep.aggregate import job_dirs
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,10 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def sweep(sweep_dir: Path, env: dict[str, str], *overrides: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "specsweep", "-m", "experiment=smoke", f"hydra.sweep.dir={sweep_dir}", *overrides]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-
-
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def test_multirun_writes_a_job_per_cell_resumes_and_survives_a_failing_cell(micro_env, tmp_path):

@@ -1,0 +1,142 @@
+"""The study's plots, one set per study group (see specsweep.study): PNG files for the sweep directory and the
+report, and the same figures for the notebook.
+
+- latency per token against gamma, a line per draft, the autoregressive baseline dashed (seed 002's figure);
+- speedup heatmap, draft x gamma;
+- alpha and c against draft parameters, on a log axis;
+- measured against predicted speedup, with the diagonal and the study's tolerance band.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global figure registry for a sweep to fill
+
+from specsweep import study
+
+
+def latency_vs_gamma(frame: pd.DataFrame, heading: str) -> Figure:
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    done = finished(frame)
+    for draft in study.ordered_drafts(done):
+        cells = done[done["draft"] == draft].sort_values("gamma")
+        ax.plot(cells["gamma"], cells["ms_per_token"], marker="o", label=f"draft {draft}")
+    if "baseline_ms_per_token" in done and not done.empty:
+        ax.axhline(done["baseline_ms_per_token"].median(), color="black", linestyle="--",
+                   label="autoregressive (median over jobs)")
+    ax.set(xlabel="lookahead γ (draft tokens per verification)", ylabel="latency per token (ms)",
+           title=titled("Latency per token", heading))
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return tight(fig)
+
+
+def speedup_heatmap(frame: pd.DataFrame, heading: str) -> Figure:
+    done = finished(frame)
+    pivot = done.pivot_table(index="draft", columns="gamma", values="speedup", aggfunc="median")
+    pivot = pivot.reindex([d for d in study.ordered_drafts(done) if d in pivot.index])
+    fig = Figure(figsize=(6.4, 1.6 + 0.5 * max(1, len(pivot))))
+    ax = fig.subplots()
+    span = max(0.05, float((pivot - 1).abs().max().max())) if not pivot.empty else 1.0
+    image = ax.imshow(pivot.to_numpy(dtype=float), cmap="RdYlGn", vmin=1 - span, vmax=1 + span, aspect="auto")
+    ax.set_xticks(range(len(pivot.columns)), [str(int(g)) for g in pivot.columns])
+    ax.set_yticks(range(len(pivot.index)), list(pivot.index))
+    for (i, j), value in pd.DataFrame(pivot.to_numpy()).stack().items():
+        ax.text(j, i, f"{value:.2f}×", ha="center", va="center", fontsize="small")
+    ax.set(xlabel="lookahead γ", ylabel="draft", title=titled("Speedup over autoregressive decoding", heading))
+    fig.colorbar(image, ax=ax, label="speedup (×)")
+    return tight(fig)
+
+
+def alpha_c_vs_params(frame: pd.DataFrame, heading: str) -> Figure:
+    """alpha does not depend on gamma for a correct implementation, so each draft's points over gamma should
+    coincide; they are drawn separately so that a drift with gamma is visible."""
+    done = finished(frame).dropna(subset=["draft_params"])
+    fig = Figure(figsize=(9.6, 4.0))
+    left, right = fig.subplots(1, 2)
+    for gamma, cells in done.groupby("gamma"):
+        cells = cells.sort_values("draft_params")
+        left.plot(cells["draft_params"], cells["alpha"], marker="o", label=f"γ={int(gamma)}")
+        right.plot(cells["draft_params"], cells["c"], marker="o", label=f"γ={int(gamma)}")
+    left.set(xscale="log", xlabel="draft parameters", ylabel="α (acceptance, MLE)", ylim=(0, 1.02),
+             title="Acceptance α")
+    right.set(xscale="log", xlabel="draft parameters", ylabel="c (draft / target time per token)", ylim=(0, None),
+              title="Cost ratio c")
+    for ax in (left, right):
+        ax.grid(alpha=0.3, which="both")
+        if ax.get_legend_handles_labels()[0]:  # no points when the jobs did not record parameter counts
+            ax.legend(fontsize="small")
+    fig.suptitle(textwrap.fill(heading, 90), fontsize="medium")
+    return tight(fig)
+
+
+def measured_vs_predicted(frame: pd.DataFrame, heading: str, tolerance: float = study.TOLERANCE) -> Figure:
+    done = finished(frame).dropna(subset=["predicted_speedup"])
+    fig = Figure(figsize=(5.2, 5.0))
+    ax = fig.subplots()
+    for draft in study.ordered_drafts(done):
+        cells = done[done["draft"] == draft]
+        ax.scatter(cells["predicted_speedup"], cells["speedup"], label=f"draft {draft}")
+        for _, row in cells.iterrows():
+            ax.annotate(f"γ{int(row['gamma'])}", (row["predicted_speedup"], row["speedup"]), fontsize="x-small",
+                        xytext=(3, 3), textcoords="offset points")
+    values = pd.concat([done["predicted_speedup"], done["speedup"]])
+    low, high = (min(0.8, values.min() * 0.95), max(1.2, values.max() * 1.05)) if not values.empty else (0.5, 2)
+    line = pd.Series([low, high])
+    ax.plot(line, line, color="black", linewidth=1, label="measured = predicted")
+    ax.fill_between(line, line * (1 - tolerance), line * (1 + tolerance), color="grey", alpha=0.15,
+                    label=f"±{tolerance:g} tolerance")
+    ax.set(xlim=(low, high), ylim=(low, high), xlabel="predicted speedup S (Leviathan et al.)",
+           ylabel="measured speedup", title=titled("Measured against predicted speedup", heading))
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return tight(fig)
+
+
+PLOTS = {"latency_vs_gamma": latency_vs_gamma, "speedup_heatmap": speedup_heatmap,
+         "alpha_c_vs_params": alpha_c_vs_params, "measured_vs_predicted": measured_vs_predicted}
+
+
+def figures(table: pd.DataFrame) -> list[tuple[str, str, Figure]]:
+    """(file stem, heading, figure) for every plot of every study group with a finished cell."""
+    out = []
+    for labels, frame in study.groups(table):
+        if finished(frame).empty:
+            continue
+        heading = study.title(labels)
+        for name, plot in PLOTS.items():
+            out.append((f"{slug(heading)}__{name}", heading, plot(frame, heading)))
+    return out
+
+
+def save(table: pd.DataFrame, directory: Path) -> list[Path]:
+    """Write every figure as a PNG under `directory`; return the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for stem, _, fig in figures(table):
+        path = directory / f"{stem}.png"
+        fig.savefig(path, dpi=110)
+        paths.append(path)
+    return paths
+
+
+def finished(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["status"].eq("done")]
+
+
+def titled(what: str, heading: str) -> str:
+    return f"{what}\n{textwrap.fill(heading, 60)}"
+
+
+def tight(fig: Figure) -> Figure:
+    fig.tight_layout()
+    return fig
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=]+", "-", text).strip("-")

@@ -1,0 +1,201 @@
+"""The draft-scale x lookahead optimality study of a sweep, as tables.
+
+Input is the tidy table of `specsweep.aggregate.collect` (one row per job). A study *group* is everything a
+speedup is comparable within: one target (model family), dataset, method, optimisation setting, sampling
+temperature and machine. Per group, `grid` gives seed 000's table (draft x gamma) with Leviathan's prediction
+beside the measurement; `optimum` gives seed 002's table (the best draft and gamma per target).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+
+# Measured and predicted speedup disagree when their ratio is outside 1 +- TOLERANCE. Leviathan's S prices a
+# (gamma+1)-token verification at one target step, which a CPU does not deliver (it costs 1.1-1.6 steps here),
+# so measured/predicted of 0.8 is normal on CPU; a wrong implementation or a noisy machine shows up beyond that.
+TOLERANCE = 0.25
+GROUP = ["model_family", "dataset", "method", "setting", "sampling.temperature", "hardware"]
+CELL = ["draft", "gamma"]
+# Quality metrics whose change against the baseline (scored in the same job) the study shows.
+DELTAS = {"rougeL": "ΔROUGE-L", "rouge1": "ΔROUGE-1", "rouge2": "ΔROUGE-2", "pass_at_1": "Δpass@1"}
+
+
+def measured_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: jobs that copy another (`same_as`) dropped, and where merged sweeps measured a cell
+    more than once, the latest finished run kept (`runs` counts them)."""
+    rows = table[table["same_as"].isna()] if "same_as" in table else table
+    rows = rows.assign(_done=rows["status"].eq("done"), _time=rows.get("time", pd.Series(index=rows.index)))
+    keys = [c for c in GROUP + CELL + ["model_family.target"] if c in rows]
+    rows = rows.sort_values(["_done", "_time"], na_position="first")
+    runs = rows[rows["_done"]].groupby(keys, dropna=False).size().rename("runs")
+    kept = rows.drop_duplicates(keys, keep="last").drop(columns=["_done", "_time"])
+    return kept.merge(runs, how="left", left_on=keys, right_index=True).fillna({"runs": 0})
+
+
+def groups(table: pd.DataFrame) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """(the group's labels, its cells) for each study group of methods that draft or look ahead."""
+    cells = measured_cells(table)
+    drafting = cells[cells["draft"].notna() | cells["gamma"].notna()] if "gamma" in cells else cells.iloc[0:0]
+    keys = [c for c in GROUP if c in drafting]
+    for labels, frame in drafting.groupby(keys, dropna=False, sort=True):
+        yield dict(zip(keys, labels, strict=True)), frame
+
+
+def title(labels: dict[str, Any]) -> str:
+    temperature = labels.get("sampling.temperature")
+    sampling = "greedy" if temperature == 0 else f"T={temperature}"
+    return (f"{labels.get('model_family')} · {labels.get('dataset')} · {labels.get('method')} · "
+            f"{labels.get('setting')} · {sampling} · {labels.get('hardware')}")
+
+
+def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
+    """Seed 000's table for one group: a row per draft x gamma, drafts by size. Cells of the grid (every draft
+    of the group at every gamma of the group) that no job measured are rows with status `missing`."""
+    frame = frame.copy()
+    drafts = ordered_drafts(frame)
+    gammas = sorted(frame["gamma"].dropna().unique()) or [None]
+    full = pd.MultiIndex.from_product([drafts, gammas], names=CELL)
+    frame = frame.set_index(CELL).reindex(full).reset_index()
+    frame["status"] = frame["status"].fillna("missing")
+    done = frame["status"].eq("done")
+    out = pd.DataFrame({
+        "draft": frame["draft"],
+        "draft params": frame.get("draft_params", pd.Series(index=frame.index)).map(params),
+        "γ": frame["gamma"].map(lambda g: "" if pd.isna(g) else int(g)),
+        "status": frame["status"],
+    })
+    for column in ["alpha", "acceptance_rate", "c"]:
+        out[column] = number(frame, column, ".3f")
+    out["ms/token"] = number(frame, "ms_per_token", ".2f")
+    out["speedup [min, max]"] = [spread(row) if ok else "" for ok, (_, row) in zip(done, frame.iterrows(),
+                                                                                       strict=True)]
+    out["predicted"] = number(frame, "predicted_speedup", ".2f")
+    out["γ*"] = number(frame, "gamma_star", ".0f")
+    out["measured / predicted"] = number(frame.assign(ratio=ratio(frame)), "ratio", ".2f")
+    out["flag"] = [flags(row, tolerance) for _, row in frame.iterrows()]
+    for column in ["exact_match", *quality_deltas(frame)]:
+        out[DELTAS.get(column, column)] = number(frame.assign(**quality_deltas(frame)), column, "+.3f"
+                                                 if column in DELTAS else ".3f")
+    return out
+
+
+def optimum(table: pd.DataFrame) -> pd.DataFrame:
+    """Seed 002's table: per target, setting and method, the measured best (draft, gamma) and its speedup, the
+    best cell by Leviathan's prediction, and the target/draft parameter ratio ("scaling")."""
+    rows = []
+    for labels, frame in groups(table):
+        done = frame[frame["status"].eq("done") & frame["speedup"].notna()]
+        if done.empty:
+            continue
+        best = done.loc[done["speedup"].idxmax()]
+        predicted = done.loc[done["predicted_speedup"].idxmax()] if done["predicted_speedup"].notna().any() else None
+        rows.append({
+            "target": labels.get("model_family"), "dataset": labels.get("dataset"),
+            "setting": labels.get("setting"), "method": labels.get("method"),
+            "draft": best["draft"] if pd.notna(best["draft"]) else "—",
+            "γ": int(best["gamma"]) if pd.notna(best["gamma"]) else "—",
+            "speedup [min, max]": spread(best),
+            "scaling": scaling(best),
+            "predicted best draft": "—" if predicted is None else predicted["draft"],
+            "predicted best γ": "—" if predicted is None else int(predicted["gamma"]),
+            "predicted speedup": "—" if predicted is None else f"{predicted['predicted_speedup']:.2f}×",
+            "γ* of measured best": "" if pd.isna(best.get("gamma_star")) else int(best["gamma_star"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[str, pd.DataFrame]]:
+    """The study as (heading, formatted table) pairs: the optimum first, then one grid per group, then the jobs
+    that did not finish."""
+    out = [("Optimal draft and γ per target (measured, and by Leviathan's prediction)", optimum(table))]
+    out += [(title(labels), grid(frame, tolerance)) for labels, frame in groups(table)]
+    unfinished = table[~table["status"].eq("done")]
+    if not unfinished.empty:
+        columns = [c for c in ["job", "status", "method", "draft", "gamma", "error"] if c in unfinished]
+        out.append(("Jobs that did not finish", unfinished[columns].fillna("")))
+    return out
+
+
+def note(tolerance: float = TOLERANCE) -> str:
+    return (f"Speedup is the median over repeats of the ratio to autoregressive decoding of the target, measured in "
+            f"the same job on the same prompts, interleaved; [min, max] over repeats. Predicted is Leviathan et "
+            f"al.'s S = (1 − α^(γ+1)) / ((1 − α)(γc + 1)) from the cell's measured α and c. The flag marks "
+            f"measured/predicted outside 1 ± {tolerance:g}, and greedy output that differs from autoregressive "
+            f"output. Quality deltas are the method's score minus the baseline's on the same prompts.")
+
+
+def markdown(table: pd.DataFrame, tolerance: float = TOLERANCE) -> str:
+    parts = ["# specsweep study", note(tolerance)]
+    for heading, frame in sections(table, tolerance):
+        body = table_markdown(frame)
+        parts.append(f"## {heading}\n\n{body}")
+    return "\n\n".join(parts) + "\n"
+
+
+def table_markdown(frame: pd.DataFrame) -> str:
+    """As formatted here: tabulate would reparse "1.000" as a number and print 1."""
+    return frame.to_markdown(index=False, disable_numparse=True) if not frame.empty else "(no finished cells)"
+
+
+def ordered_drafts(frame: pd.DataFrame) -> list[Any]:
+    """Drafts from smallest to largest (by parameter count when known)."""
+    sizes = frame.groupby("draft", dropna=False)["draft_params"].max() if "draft_params" in frame else None
+    drafts = list(frame["draft"].drop_duplicates())
+    return sorted(drafts, key=lambda d: (sizes is None or pd.isna(sizes.get(d)), 0 if sizes is None
+                                         else sizes.get(d, 0), str(d)))
+
+
+def ratio(frame: pd.DataFrame) -> pd.Series:
+    if "predicted_speedup" not in frame or "speedup" not in frame:
+        return pd.Series(float("nan"), index=frame.index)
+    return frame["speedup"] / frame["predicted_speedup"]
+
+
+def flags(row: pd.Series, tolerance: float) -> str:
+    marks = []
+    measured, predicted = row.get("speedup"), row.get("predicted_speedup")
+    if pd.notna(measured) and pd.notna(predicted) and abs(measured / predicted - 1) > tolerance:
+        marks.append("⚠ below prediction" if measured < predicted else "⚠ above prediction")
+    if row.get("sampling.temperature") == 0 and pd.notna(row.get("exact_match")) and row["exact_match"] < 1:
+        marks.append("✗ greedy output differs from autoregressive")
+    return "; ".join(marks)
+
+
+def quality_deltas(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """Quality metric minus the baseline's, for the metrics both have."""
+    return {name: frame[name] - frame[f"baseline_{name}"] for name in DELTAS
+            if name in frame and f"baseline_{name}" in frame and frame[name].notna().any()}
+
+
+def spread(row: pd.Series) -> str:
+    if pd.isna(row.get("speedup")):
+        return ""
+    return f"{row['speedup']:.2f}× [{row['speedup_min']:.2f}, {row['speedup_max']:.2f}]"
+
+
+def scaling(row: pd.Series) -> str:
+    target, draft = row.get("target_params"), row.get("draft_params")
+    return f"{target / draft:.1f}×" if pd.notna(target) and pd.notna(draft) and draft else "—"
+
+
+def params(count: Any) -> str:
+    """6911616 -> 6.9M (parameter counts as the seeds name them)."""
+    if count is None or pd.isna(count):
+        return ""
+    count = float(count)
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= size:
+            value = count / size
+            return f"{value:.{1 if value < 10 else 0}f}{unit}"
+    return str(int(count))
+
+
+def number(frame: pd.DataFrame, column: str, spec: str) -> pd.Series:
+    if column not in frame:
+        return pd.Series("", index=frame.index)
+    return frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else
+                             format(v, spec))

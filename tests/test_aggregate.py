@@ -1,0 +1,188 @@
+"""The study of a sweep: real sweep directories made by `python -m specsweep -m` on the micro family."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from specsweep import aggregate, results, study
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ["draft=16K,37K,9M", "gamma=1,3"]  # 9M is not a size of the micro family: two cells fail
+
+
+def multirun(sweep_dir: Path, env: dict[str, str], *overrides: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "specsweep", "-m", "experiment=smoke", f"hydra.sweep.dir={sweep_dir}", *overrides]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def env(specsweep_home) -> dict[str, str]:
+    return os.environ | {"SPECSWEEP_HOME": str(specsweep_home), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
+                         "WANDB_SILENT": "true"}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, env) -> tuple[Path, subprocess.CompletedProcess]:
+    """A 3 x 2 grid with two failing cells, logged to W&B offline; the callback aggregates it at the end."""
+    sweep_dir = tmp_path_factory.mktemp("sweeps") / "grid"
+    return sweep_dir, multirun(sweep_dir, env, "logger=wandb", *GRID)
+
+
+@pytest.fixture
+def copy_of(sweep, tmp_path) -> Path:
+    copied = tmp_path / "copy"
+    shutil.copytree(sweep[0], copied, ignore=shutil.ignore_patterns("wandb"))
+    return copied
+
+
+def test_the_callback_writes_the_study_at_the_end_of_a_multirun(sweep):
+    sweep_dir, done = sweep
+    assert done.returncode == 1, done.stderr  # the sweep completed, but not every cell: it says so
+    for name in [aggregate.RESULTS_CSV, aggregate.STUDY_MD, aggregate.REPORT_HTML]:
+        assert (sweep_dir / name).stat().st_size > 0, name
+    pngs = sorted((sweep_dir / aggregate.PLOTS_DIR).glob("*.png"))
+    assert [p.stem.split("__")[1] for p in pngs] == sorted(["alpha_c_vs_params", "latency_vs_gamma",
+                                                           "measured_vs_predicted", "speedup_heatmap"])
+    for png in pngs:
+        image = matplotlib.image.imread(png)
+        assert image.shape[0] > 200 and image.shape[1] > 300 and image.std() > 0.05, png  # a picture, not blank
+    assert "Optimal draft and γ per target" in done.stdout and "4 of 6 jobs done" in done.stdout
+
+
+def test_the_tidy_table_has_a_row_per_job_with_axes_and_metrics(sweep):
+    table = aggregate.collect(sweep[0])
+    assert len(table) == 6 and sorted(table["status"]) == ["done"] * 4 + ["failed"] * 2
+    assert set(table["draft"]) == {"16K", "37K", "9M"} and set(table["gamma"]) == {1, 3}
+    for column in ["sampling.temperature", "bench.max_new_tokens", "optimization.kv_cache", "setting", "hardware",
+                   "speedup", "speedup_min", "speedup_max", "predicted_speedup", "gamma_star", "alpha", "c",
+                   "draft_params", "target_params", "exact_match", "rougeL", "baseline_rougeL", "git_commit"]:
+        assert column in table, column
+    failed = table[table["status"] == "failed"]
+    assert failed["error"].str.contains("draft=9M is not a size").all()
+    assert pd.read_csv(sweep[0] / aggregate.RESULTS_CSV).shape == table.shape
+
+
+def test_the_study_grid_shows_every_cell_with_its_prediction(sweep):
+    table = aggregate.collect(sweep[0])
+    ((labels, frame),) = list(study.groups(table))
+    assert labels["method"] == "speculative" and labels["setting"] == "kv_cache=True"
+    grid = study.grid(frame)
+    assert list(grid["draft"]) == ["16K", "16K", "37K", "37K", "9M", "9M"]  # by size; unknown size last
+    assert list(grid["γ"]) == [1, 3, 1, 3, 1, 3]
+    assert list(grid["status"]) == ["done"] * 4 + ["failed"] * 2
+    for column in ["alpha", "acceptance_rate", "c", "ms/token", "speedup [min, max]", "predicted", "γ*",
+                   "measured / predicted", "flag", "exact_match", "ΔROUGE-L"]:
+        assert column in grid, column
+    assert list(grid["exact_match"][:4]) == ["1.000"] * 4  # greedy: lossless
+    assert list(grid["ΔROUGE-L"][:4]) == ["+0.000"] * 4  # identical outputs, identical quality
+    assert all(cell.endswith("]") and "× [" in cell for cell in grid["speedup [min, max]"][:4])
+
+    best = study.optimum(table)
+    assert len(best) == 1 and best.loc[0, "draft"] in {"16K", "37K"} and best.loc[0, "γ"] in {1, 3}
+    assert best.loc[0, "scaling"].endswith("×")
+    markdown = (sweep[0] / aggregate.STUDY_MD).read_text()
+    assert markdown.count("\n## ") == 3  # the optimum, the grid, the jobs that did not finish
+    assert "| 9M " in markdown and "failed" in markdown
+
+
+def test_a_flag_marks_measured_far_from_predicted():
+    row = pd.Series({"speedup": 1.0, "predicted_speedup": 2.0, "sampling.temperature": 0.0, "exact_match": 0.5})
+    assert study.flags(row, 0.25) == "⚠ below prediction; ✗ greedy output differs from autoregressive"
+    assert study.flags(row.copy().replace({1.0: 1.8, 0.5: 1.0}), 0.25) == ""  # within 1 +- 0.25, lossless
+
+
+def test_missing_cells_are_shown_not_dropped(copy_of):
+    shutil.rmtree(next(copy_of.glob("*draft=37K,gamma=3*")))  # the job never ran
+    (next(copy_of.glob("*draft=16K,gamma=3*")) / results.STATUS).unlink()  # killed before its status
+    table = aggregate.collect(copy_of)
+    ((_, frame),) = list(study.groups(table))
+    status = study.grid(frame).set_index(["draft", "γ"])["status"]
+    assert status["37K", 3] == "missing" and status["16K", 3] == "missing" and status["16K", 1] == "done"
+
+
+def test_a_corrupt_metrics_file_is_reported_by_name_and_skipped(copy_of):
+    corrupt = next(copy_of.glob("*draft=37K,gamma=1*")) / results.METRICS
+    corrupt.write_text('{"metrics": {"speedup": 1.')
+    done = subprocess.run([sys.executable, "-m", "specsweep.aggregate", str(copy_of)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert str(corrupt) in done.stdout + done.stderr
+    table = pd.read_csv(copy_of / aggregate.RESULTS_CSV)
+    assert sorted(table["status"]) == ["corrupt"] + ["done"] * 3 + ["failed"] * 2
+    assert "3 of 6 jobs done" in done.stdout
+
+
+def test_two_sweeps_merge(sweep, env, tmp_path):
+    second = tmp_path / "second"
+    assert multirun(second, env, "draft=16K", "gamma=2").returncode == 0
+    merged = tmp_path / "merged"
+    done = subprocess.run([sys.executable, "-m", "specsweep.aggregate", str(sweep[0]), str(second), "--out",
+                           str(merged)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr  # the first sweep's failed cells are still failed
+    table = pd.read_csv(merged / aggregate.RESULTS_CSV)
+    assert len(table) == 7 and set(table["sweep"]) == {str(sweep[0]), str(second)}
+    ((_, frame),) = list(study.groups(table))
+    grid = study.grid(frame)
+    assert list(grid["γ"]) == [1, 2, 3] * 3
+    assert grid.set_index(["draft", "γ"]).loc[("37K", 2), "status"] == "missing"  # the merged grid has a hole
+
+    refused = subprocess.run([sys.executable, "-m", "specsweep.aggregate", str(sweep[0]), str(second)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "--out is required when merging 2 sweeps" in refused.stderr
+
+
+def test_the_study_is_logged_to_a_wandb_run_in_the_sweep_group(sweep):
+    sweep_dir = sweep[0]
+    (run_dir,) = (sweep_dir / "wandb").glob("offline-run-*")
+    (log,) = run_dir.glob("run-*.wandb")
+    blob = log.read_bytes()
+    job = json.loads(next(sweep_dir.glob("0_*/metrics.json")).read_text())["wandb"]
+    assert b"study" in blob and job["group"].encode() in blob
+    tables = [p.name for p in run_dir.glob("files/media/table/**/*.table.json")]
+    assert any(name.startswith("results_") for name in tables) and len(tables) >= 3
+    assert len(list(run_dir.glob("files/media/images/**/*.png"))) == 4
+
+
+def test_the_report_renders_in_chromium(sweep, tmp_path):
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium package is missing; `make test` installs it"
+    report = sweep[0] / aggregate.REPORT_HTML
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    assert dom.count("<table") == 3 and dom.count("<img") == 4 and "Optimal draft and γ per target" in dom
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, *flags, "--window-size=1280,4000", f"--screenshot={shot}", report.as_uri()],
+                   capture_output=True, timeout=120)
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    # The tables are black on white; only the plots (heatmap, coloured lines) put saturated colour on the page.
+    saturated = (pixels.max(axis=-1) - pixels.min(axis=-1)) > 0.3
+    assert saturated.mean() > 0.01
+
+
+def test_the_notebook_runs_on_a_sweep(sweep, env):
+    notebook = nbformat.read(ROOT / "notebooks" / "study.ipynb", as_version=4)
+    os.environ["SPECSWEEP_RESULTS"] = str(sweep[0] / aggregate.RESULTS_CSV)
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        del os.environ["SPECSWEEP_RESULTS"]
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
+    assert "6 jobs, 4 done" in "".join(o.get("text", "") for o in outputs)
