@@ -10,6 +10,7 @@ so it works on a sweep that crashed, was resumed, or ran on another machine.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,7 +28,9 @@ log = logging.getLogger(__name__)
 RESULTS_CSV, STUDY_MD, REPORT_HTML, PLOTS_DIR = "results.csv", "study.md", "report.html", "plots"
 # Config keys that are not axes of a study: paths, switches of the run itself, and the family's whole draft map.
 NOT_AXES = ("output_dir", "fail_fast", "logger.", "model_family.drafts.")
-STUDY_COLUMNS = [*study.GROUP, *study.CELL, "same_as", "error", "time", "draft_params", "target_params", "speedup",
+INTEGERS = ["gamma", "gamma_star", "draft_params", "target_params", "num_samples", "threads"]
+STUDY_COLUMNS = ["sweep", "job", "status", "key", *study.GROUP, *study.CELL, "same_as", "error", "time",
+                 "draft_params", "target_params", "speedup",
                  "speedup_min", "speedup_max", "predicted_speedup", "gamma_star", "alpha", "acceptance_rate", "c",
                  "ms_per_token", "baseline_ms_per_token", "exact_match"]
 
@@ -34,10 +38,15 @@ STUDY_COLUMNS = [*study.GROUP, *study.CELL, "same_as", "error", "time", "draft_p
 def collect(*sweep_dirs: Path) -> pd.DataFrame:
     """One tidy row per job of every sweep directory: its config axes, status, metrics and provenance.
     Jobs that failed, never finished, or left an unreadable metrics.json are rows too, with their status."""
-    rows = [read_job(job_dir) for sweep_dir in sweep_dirs for job_dir in job_dirs(Path(sweep_dir))]
+    rows = []
+    for sweep_dir in dict.fromkeys(Path(d).resolve() for d in sweep_dirs):  # a sweep named twice counts once
+        jobs = [read_job(job_dir) for job_dir in job_dirs(sweep_dir)]
+        rows += jobs + unlaunched(sweep_dir, jobs)
     table = pd.DataFrame(rows)
     # Columns the study reads exist even when no job wrote them (all failed, or written by an older version).
-    table = table.reindex(columns=list(table.columns) + [c for c in STUDY_COLUMNS if c not in table])
+    table = table.reindex(columns=list(table.columns) + [c for c in STUDY_COLUMNS + INTEGERS if c not in table])
+    for column in INTEGERS:
+        table[column] = table[column].astype("Int64")  # not float because some rows lack it: gamma 3, not 3.0
     if not table.empty:
         # A job that failed measured nothing, but it belongs to its sweep's machine, so to the same study group.
         table["hardware"] = table.groupby("sweep")["hardware"].transform(
@@ -62,26 +71,34 @@ def read_job(job_dir: Path) -> dict[str, Any]:
     row: dict[str, Any] = {"sweep": str(job_dir.parent), "job": job_dir.name}
     status = results.read_status(job_dir)
     row["status"] = status["status"] if status else "missing"
-    row["same_as"] = status.get("same_as") if status else None
+    if status:
+        row |= {k: status.get(k) for k in ("same_as", "key", "time")}
     if row["status"] == "done":
         try:
             return row | flatten(json.loads((job_dir / results.METRICS).read_text()))
         except (OSError, ValueError, KeyError, TypeError) as error:
             log.warning("%s is unreadable and left out of the study: %s", job_dir / results.METRICS, error)
             row |= {"status": "corrupt", "error": f"{job_dir / results.METRICS} is unreadable: {error}"}
+    elif status:
+        row["error"] = status.get("error")
+    elif (job_dir / results.STATUS).exists():
+        row["error"] = f"{job_dir / results.STATUS} is unreadable"
     else:
-        row["error"] = status.get("error") if status else "the job left no status (killed before it started?)"
+        row["error"] = "the job left no status (killed before it started?)"
     return row | axes_of(hydra_config(job_dir))
 
 
 def flatten(record: dict[str, Any]) -> dict[str, Any]:
-    metrics = {k: v for k, v in record["metrics"].items() if not isinstance(v, list | dict)}
+    metrics = {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in record["metrics"].items()}
+    counts = {k: json.dumps(v) if isinstance(v, list) else v for k, v in record.get("counts", {}).items()
+              if k not in metrics}  # rounds, drafted, accepted, rejections, new_tokens, ...: the brief's counts
     provenance = record.get("provenance", {})
-    return (axes(record["config"]) | record["cell"] | metrics
+    return (axes(record["config"]) | record["cell"] | metrics | counts | {"key": record.get("key")}
             | {f"{role}_params": count for role, count in record.get("params", {}).items()}
             | {"num_samples": record.get("num_samples"), "load_seconds": record.get("load_seconds"),
                "hardware": provenance.get("gpu") or provenance.get("cpu"), "threads": provenance.get("threads"),
-               "git_commit": provenance.get("git_commit"), "time": provenance.get("time"),
+               "git_commit": provenance.get("git_commit"), "git_dirty": provenance.get("git_dirty"),
+               "time": provenance.get("time"),
                **{f"wandb_{k}": v for k, v in (record.get("wandb") or {}).items() if k != "dir"}})
 
 
@@ -100,7 +117,8 @@ def hydra_config(job_dir: Path) -> DictConfig | None:
     """The config Hydra saved before the job ran: the cell of a job that failed or never finished."""
     try:
         cfg = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
-    except (OSError, ValueError):
+    except Exception as error:  # missing, or not YAML: the row keeps its job name, which names its overrides
+        log.warning("%s has no readable .hydra/config.yaml: %s", job_dir, error)
         return None
     cfg.output_dir = str(job_dir)  # was ${hydra:...}, which only resolves inside Hydra
     return cfg
@@ -116,6 +134,46 @@ def axes_of(cfg: DictConfig | None) -> dict[str, Any]:
         return {}
 
 
+def unlaunched(sweep_dir: Path, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with status `missing` for the cells of a draft x gamma sweep that have no job directory (a sweep
+    killed before it launched them). The planned grid is read from the sweep's multirun.yaml; a sweep over
+    other axes too is left alone (its cells would need Hydra's composition to name)."""
+    planned = swept_values(sweep_dir / "multirun.yaml")
+    launched = [swept_values(Path(job["sweep"]) / job["job"] / ".hydra" / "overrides.yaml") for job in jobs]
+    if not planned or not set(planned) <= {"draft", "gamma"} or not jobs or None in launched:
+        return []
+    seen = {tuple(values.get(key, [None])[0] for key in planned) for values in launched}
+    template = {k: v for k, v in jobs[0].items() if "." in k or k in study.GROUP or k in ("seed", "device")}
+    rows = []
+    for cell in itertools.product(*planned.values()):
+        if cell not in seen:
+            named = dict(zip(planned, cell, strict=True))
+            label = ",".join(f"{key}={value}" for key, value in named.items())
+            rows.append(template | {"sweep": str(sweep_dir), "job": f"(never launched) {label}", "status": "missing",
+                                    "error": "the sweep ended before launching this job"}
+                        | {key: int(value) if key == "gamma" else value for key, value in named.items()})
+    return rows
+
+
+def swept_values(path: Path) -> dict[str, list[str]] | None:
+    """key -> values of the overrides in a multirun.yaml (the swept keys only) or a job's overrides.yaml (all)."""
+    try:
+        saved = OmegaConf.load(path)
+    except Exception:
+        return None
+    if "hydra" in saved:  # multirun.yaml: the sweeper's params, then the command line's, which win
+        params = OmegaConf.select(saved, "hydra.sweeper.params") or {}
+        overrides = [f"{k}={v}" for k, v in params.items()] + list(OmegaConf.select(saved, "hydra.overrides.task"))
+    else:
+        overrides = list(saved)
+    values = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
+        values[key] = (list(override.sweep_string_iterator()) if override.is_sweep_override()
+                       else [override.get_value_element_as_str()])
+    return {k: v for k, v in values.items() if len(v) > 1} if "hydra" in saved else values
+
+
 def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = study.TOLERANCE) -> pd.DataFrame:
     """Write the study of `sweep_dirs` into `out`, print its tables, log it to W&B when the jobs were logged
     there, and return the tidy table."""
@@ -127,7 +185,7 @@ def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = study.TOLERA
     results.write_atomic(out / RESULTS_CSV, table.to_csv(index=False))
     results.write_atomic(out / STUDY_MD, study.markdown(table, tolerance))
     sections = study.sections(table, tolerance)
-    images = plots.save(table, out / PLOTS_DIR)
+    images = plots.save(table, out / PLOTS_DIR, tolerance)
     done = int(table["status"].eq("done").sum())
     line = f"{done} of {len(table)} jobs done"
     results.write_atomic(out / REPORT_HTML, report.render(sections, images, sweep_dirs, study.note(tolerance), line))

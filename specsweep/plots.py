@@ -19,7 +19,7 @@ from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global fi
 from specsweep import study
 
 
-def latency_vs_gamma(frame: pd.DataFrame, heading: str) -> Figure:
+def latency_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = study.TOLERANCE) -> Figure:
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     done = finished(frame)
@@ -36,7 +36,7 @@ def latency_vs_gamma(frame: pd.DataFrame, heading: str) -> Figure:
     return tight(fig)
 
 
-def speedup_heatmap(frame: pd.DataFrame, heading: str) -> Figure:
+def speedup_heatmap(frame: pd.DataFrame, heading: str, tolerance: float = study.TOLERANCE) -> Figure:
     done = finished(frame)
     pivot = done.pivot_table(index="draft", columns="gamma", values="speedup", aggfunc="median")
     pivot = pivot.reindex([d for d in study.ordered_drafts(done) if d in pivot.index])
@@ -46,17 +46,19 @@ def speedup_heatmap(frame: pd.DataFrame, heading: str) -> Figure:
     image = ax.imshow(pivot.to_numpy(dtype=float), cmap="RdYlGn", vmin=1 - span, vmax=1 + span, aspect="auto")
     ax.set_xticks(range(len(pivot.columns)), [str(int(g)) for g in pivot.columns])
     ax.set_yticks(range(len(pivot.index)), list(pivot.index))
-    for (i, j), value in pd.DataFrame(pivot.to_numpy()).stack().items():
+    for (i, j), value in pd.DataFrame(pivot.to_numpy()).stack().dropna().items():
         ax.text(j, i, f"{value:.2f}×", ha="center", va="center", fontsize="small")
     ax.set(xlabel="lookahead γ", ylabel="draft", title=titled("Speedup over autoregressive decoding", heading))
     fig.colorbar(image, ax=ax, label="speedup (×)")
     return tight(fig)
 
 
-def alpha_c_vs_params(frame: pd.DataFrame, heading: str) -> Figure:
+def alpha_c_vs_params(frame: pd.DataFrame, heading: str, tolerance: float = study.TOLERANCE) -> Figure | None:
     """alpha does not depend on gamma for a correct implementation, so each draft's points over gamma should
     coincide; they are drawn separately so that a drift with gamma is visible."""
-    done = finished(frame).dropna(subset=["draft_params"])
+    done = finished(frame).dropna(subset=["draft_params", "alpha"])
+    if done.empty:  # a method without a draft model
+        return None
     fig = Figure(figsize=(9.6, 4.0))
     left, right = fig.subplots(1, 2)
     for gamma, cells in done.groupby("gamma"):
@@ -75,8 +77,10 @@ def alpha_c_vs_params(frame: pd.DataFrame, heading: str) -> Figure:
     return tight(fig)
 
 
-def measured_vs_predicted(frame: pd.DataFrame, heading: str, tolerance: float = study.TOLERANCE) -> Figure:
-    done = finished(frame).dropna(subset=["predicted_speedup"])
+def measured_vs_predicted(frame: pd.DataFrame, heading: str, tolerance: float = study.TOLERANCE) -> Figure | None:
+    done = finished(frame).dropna(subset=["predicted_speedup", "speedup"])
+    if done.empty:  # nothing to predict for a method without a draft model
+        return None
     fig = Figure(figsize=(5.2, 5.0))
     ax = fig.subplots()
     for draft in study.ordered_drafts(done):
@@ -102,23 +106,28 @@ PLOTS = {"latency_vs_gamma": latency_vs_gamma, "speedup_heatmap": speedup_heatma
          "alpha_c_vs_params": alpha_c_vs_params, "measured_vs_predicted": measured_vs_predicted}
 
 
-def figures(table: pd.DataFrame) -> list[tuple[str, str, Figure]]:
-    """(file stem, heading, figure) for every plot of every study group with a finished cell."""
+def figures(table: pd.DataFrame, tolerance: float = study.TOLERANCE) -> list[tuple[str, str, Figure]]:
+    """(file stem, heading, figure) for every plot of every study group with a finished cell; a plot with
+    nothing to show for its group (alpha of a method without a draft) is left out."""
     out = []
     for labels, frame in study.groups(table):
         if finished(frame).empty:
             continue
         heading = study.title(labels)
         for name, plot in PLOTS.items():
-            out.append((f"{slug(heading)}__{name}", heading, plot(frame, heading)))
+            fig = plot(frame, heading, tolerance)
+            if fig is not None:
+                out.append((f"{slug(heading)}__{name}", heading, fig))
     return out
 
 
-def save(table: pd.DataFrame, directory: Path) -> list[Path]:
-    """Write every figure as a PNG under `directory`; return the paths."""
+def save(table: pd.DataFrame, directory: Path, tolerance: float = study.TOLERANCE) -> list[Path]:
+    """Write every figure as a PNG under `directory`, replacing an earlier aggregation's; return the paths."""
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.png"):
+        stale.unlink()
     paths = []
-    for stem, _, fig in figures(table):
+    for stem, _, fig in figures(table, tolerance):
         path = directory / f"{stem}.png"
         fig.savefig(path, dpi=110)
         paths.append(path)

@@ -14,6 +14,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.85rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
+td { white-space: nowrap; }
 th { background: #f2f2f2; }
 img { max-width: 100%; margin: 0.5rem 1rem 1rem 0; border: 1px solid #eee; }
 .note { color: #555; max-width: 60rem; }

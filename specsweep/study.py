@@ -8,7 +8,6 @@ beside the measurement; `optimum` gives seed 002's table (the best draft and gam
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,36 +19,59 @@ import pandas as pd
 TOLERANCE = 0.25
 GROUP = ["model_family", "dataset", "method", "setting", "sampling.temperature", "hardware"]
 CELL = ["draft", "gamma"]
-# Quality metrics whose change against the baseline (scored in the same job) the study shows.
-DELTAS = {"rougeL": "ΔROUGE-L", "rouge1": "ΔROUGE-1", "rouge2": "ΔROUGE-2", "pass_at_1": "Δpass@1"}
+# Quality metrics the study shows beside their change against the baseline (scored in the same job); the
+# others (ROUGE-1, ROUGE-2) are in results.csv.
+QUALITY = {"rougeL": "ROUGE-L", "pass_at_1": "pass@1"}
+
+
+NO_DRAFT, NO_LOOKAHEAD = "—", 0  # the draft and gamma of a method that has none (seed 002 writes K = 0)
 
 
 def measured_cells(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: jobs that copy another (`same_as`) dropped, and where merged sweeps measured a cell
-    more than once, the latest finished run kept (`runs` counts them)."""
-    rows = table[table["same_as"].isna()] if "same_as" in table else table
-    rows = rows.assign(_done=rows["status"].eq("done"), _time=rows.get("time", pd.Series(index=rows.index)))
-    keys = [c for c in GROUP + CELL + ["model_family.target"] if c in rows]
-    rows = rows.sort_values(["_done", "_time"], na_position="first")
-    runs = rows[rows["_done"]].groupby(keys, dropna=False).size().rename("runs")
-    kept = rows.drop_duplicates(keys, keep="last").drop(columns=["_done", "_time"])
-    return kept.merge(runs, how="left", left_on=keys, right_index=True).fillna({"runs": 0})
+    """One row per cell and machine. Jobs that copy another (`same_as`) are dropped; where merged sweeps
+    measured the same cell (the job's identity key) on the same machine more than once, the latest finished
+    run is kept and `runs` counts the finished ones."""
+    rows = table[table["same_as"].isna()].copy()
+    rows["draft"] = rows["draft"].astype(object).where(rows["draft"].notna(), NO_DRAFT)
+    rows["gamma"] = rows["gamma"].fillna(NO_LOOKAHEAD).astype(int)
+    job = rows["sweep"].astype(str) + "/" + rows["job"].astype(str)  # for a job that never got an identity key
+    identity = rows["key"].astype(object).where(rows["key"].notna(), job)
+    rows = rows.assign(_identity=identity, _done=rows["status"].eq("done"))
+    rows["runs"] = rows.groupby(["_identity", "hardware"], dropna=False)["_done"].transform("sum").astype(int)
+    rows = rows.sort_values(["_done", "time"], na_position="first", kind="stable")
+    return rows.drop_duplicates(["_identity", "hardware"], keep="last").drop(columns=["_identity", "_done"])
+
+
+def axis_columns(frame: pd.DataFrame) -> list[str]:
+    """The config axes of the tidy table: dotted config keys (sampling.temperature, ...), seed and device."""
+    return [c for c in frame.columns if "." in c or c in ("seed", "device")]
 
 
 def groups(table: pd.DataFrame) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
-    """(the group's labels, its cells) for each study group of methods that draft or look ahead."""
+    """(the group's labels, its cells) for each study group: GROUP, and any other config axis that takes more
+    than one value inside it (bench.max_new_tokens, a second target of the same family name, ...), so a
+    group never holds two runs of one (draft, gamma)."""
     cells = measured_cells(table)
-    drafting = cells[cells["draft"].notna() | cells["gamma"].notna()] if "gamma" in cells else cells.iloc[0:0]
-    keys = [c for c in GROUP if c in drafting]
-    for labels, frame in drafting.groupby(keys, dropna=False, sort=True):
-        yield dict(zip(keys, labels, strict=True)), frame
+    keys = [c for c in GROUP if c in cells]
+    for labels, frame in cells.groupby(keys, dropna=False, sort=True):
+        labels = dict(zip(keys, labels, strict=True))
+        varying = [c for c in axis_columns(frame) if c not in keys and frame[c].nunique() > 1]
+        if not varying:
+            yield labels, frame
+            continue
+        for more, part in frame.groupby(varying, dropna=False, sort=True):
+            yield labels | dict(zip(varying, more, strict=True)), part
+
+
+def sampling_label(temperature: Any) -> str:
+    return "greedy" if temperature == 0 else f"T={temperature}"
 
 
 def title(labels: dict[str, Any]) -> str:
-    temperature = labels.get("sampling.temperature")
-    sampling = "greedy" if temperature == 0 else f"T={temperature}"
-    return (f"{labels.get('model_family')} · {labels.get('dataset')} · {labels.get('method')} · "
-            f"{labels.get('setting')} · {sampling} · {labels.get('hardware')}")
+    shown = [labels.get("model_family"), labels.get("dataset"), labels.get("method"), labels.get("setting"),
+             sampling_label(labels.get("sampling.temperature")), labels.get("hardware")]
+    shown += [f"{key}={value}" for key, value in labels.items() if key not in GROUP]
+    return " · ".join(str(label) for label in shown)
 
 
 def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
@@ -57,7 +79,7 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     of the group at every gamma of the group) that no job measured are rows with status `missing`."""
     frame = frame.copy()
     drafts = ordered_drafts(frame)
-    gammas = sorted(frame["gamma"].dropna().unique()) or [None]
+    gammas = sorted(frame["gamma"].unique())
     full = pd.MultiIndex.from_product([drafts, gammas], names=CELL)
     frame = frame.set_index(CELL).reindex(full).reset_index()
     frame["status"] = frame["status"].fillna("missing")
@@ -65,7 +87,7 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     out = pd.DataFrame({
         "draft": frame["draft"],
         "draft params": frame.get("draft_params", pd.Series(index=frame.index)).map(params),
-        "γ": frame["gamma"].map(lambda g: "" if pd.isna(g) else int(g)),
+        "γ": frame["gamma"].astype(int),
         "status": frame["status"],
     })
     for column in ["alpha", "acceptance_rate", "c"]:
@@ -77,9 +99,11 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     out["γ*"] = number(frame, "gamma_star", ".0f")
     out["measured / predicted"] = number(frame.assign(ratio=ratio(frame)), "ratio", ".2f")
     out["flag"] = [flags(row, tolerance) for _, row in frame.iterrows()]
-    for column in ["exact_match", *quality_deltas(frame)]:
-        out[DELTAS.get(column, column)] = number(frame.assign(**quality_deltas(frame)), column, "+.3f"
-                                                 if column in DELTAS else ".3f")
+    out["runs"] = number(frame, "runs", ".0f")
+    out["exact_match"] = number(frame, "exact_match", ".3f")
+    for name, delta in quality_deltas(frame).items():
+        out[QUALITY[name]] = number(frame, name, ".3f")
+        out[f"Δ{QUALITY[name]}"] = number(frame.assign(delta=delta), "delta", "+.3f")
     return out
 
 
@@ -93,17 +117,19 @@ def optimum(table: pd.DataFrame) -> pd.DataFrame:
             continue
         best = done.loc[done["speedup"].idxmax()]
         predicted = done.loc[done["predicted_speedup"].idxmax()] if done["predicted_speedup"].notna().any() else None
+        slower = " (slower than autoregressive)" if best["speedup"] < 1 else ""
         rows.append({
             "target": labels.get("model_family"), "dataset": labels.get("dataset"),
-            "setting": labels.get("setting"), "method": labels.get("method"),
-            "draft": best["draft"] if pd.notna(best["draft"]) else "—",
-            "γ": int(best["gamma"]) if pd.notna(best["gamma"]) else "—",
-            "speedup [min, max]": spread(best),
+            "setting": labels.get("setting"), "sampling": sampling_label(labels.get("sampling.temperature")),
+            "machine": labels.get("hardware"),
+            **{key: value for key, value in labels.items() if key not in GROUP},
+            "method": labels.get("method"), "draft": best["draft"], "γ": int(best["gamma"]),
+            "speedup [min, max]": spread(best) + slower,
             "scaling": scaling(best),
             "predicted best draft": "—" if predicted is None else predicted["draft"],
             "predicted best γ": "—" if predicted is None else int(predicted["gamma"]),
             "predicted speedup": "—" if predicted is None else f"{predicted['predicted_speedup']:.2f}×",
-            "γ* of measured best": "" if pd.isna(best.get("gamma_star")) else int(best["gamma_star"]),
+            "γ* of measured best": number(best.to_frame().T, "gamma_star", ".0f").iloc[0],
         })
     return pd.DataFrame(rows)
 
@@ -116,7 +142,8 @@ def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[st
     unfinished = table[~table["status"].eq("done")]
     if not unfinished.empty:
         columns = [c for c in ["job", "status", "method", "draft", "gamma", "error"] if c in unfinished]
-        out.append(("Jobs that did not finish", unfinished[columns].fillna("")))
+        unfinished = unfinished[columns].assign(gamma=number(unfinished, "gamma", ".0f"))  # 3, even from CSV
+        out.append(("Jobs that did not finish", unfinished.fillna("")))
     return out
 
 
@@ -167,7 +194,7 @@ def flags(row: pd.Series, tolerance: float) -> str:
 
 def quality_deltas(frame: pd.DataFrame) -> dict[str, pd.Series]:
     """Quality metric minus the baseline's, for the metrics both have."""
-    return {name: frame[name] - frame[f"baseline_{name}"] for name in DELTAS
+    return {name: frame[name] - frame[f"baseline_{name}"] for name in QUALITY
             if name in frame and f"baseline_{name}" in frame and frame[name].notna().any()}
 
 
@@ -197,5 +224,4 @@ def params(count: Any) -> str:
 def number(frame: pd.DataFrame, column: str, spec: str) -> pd.Series:
     if column not in frame:
         return pd.Series("", index=frame.index)
-    return frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else
-                             format(v, spec))
+    return frame[column].map(lambda v: "" if pd.isna(v) else format(v, spec))

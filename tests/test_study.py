@@ -1,0 +1,133 @@
+"""The study's pure functions on small tidy tables shaped like `aggregate.collect`'s: the edge cases a real
+sweep reaches rarely (no drafting method, every job failed, merged duplicates, a table read back from CSV)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import pandas as pd
+import pytest
+
+from specsweep import aggregate, plots, study
+
+
+def job(method: str = "speculative", draft: str | None = "1M", gamma: int | None = 3, status: str = "done",
+        speedup: float | None = 1.5, **more) -> dict:
+    """One row of the tidy table; a method that ignores draft and gamma has None there, as collect writes."""
+    measured = status == "done"
+    row = {
+        "sweep": "/s", "job": f"{method}-{draft}-{gamma}-{len(more)}", "status": status, "same_as": None,
+        "key": f"{method}/{draft}/{gamma}/{sorted(more.items())}", "time": "2026-11-22T00:00:00+00:00",
+        "model_family": "fam", "dataset": "data", "method": method, "setting": "kv_cache=True",
+        "sampling.temperature": 0.0, "hardware": "cpu", "bench.max_new_tokens": 8, "model_family.target": "t",
+        "draft": draft, "gamma": gamma, "draft_params": {"1M": 1_000_000, "3M": 3_000_000}.get(draft),
+        "target_params": 9_000_000,
+        "speedup": speedup if measured else None, "speedup_min": speedup and speedup - 0.1,
+        "speedup_max": speedup and speedup + 0.1, "alpha": 0.7 if draft else None, "acceptance_rate": 0.6,
+        "c": 0.1 if draft else None, "predicted_speedup": 1.8 if draft and measured else None,
+        "gamma_star": 4 if draft and measured else None, "ms_per_token": 3.0, "baseline_ms_per_token": 4.5,
+        "exact_match": 1.0 if measured else None, "rougeL": 0.3, "baseline_rougeL": 0.3,
+        "error": None if measured else "ValueError: boom",
+    }
+    return row | more
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in aggregate.INTEGERS:
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def grid_of(rows: list[dict]) -> pd.DataFrame:
+    ((_, frame),) = list(study.groups(table(rows)))
+    return study.grid(frame)
+
+
+def test_the_optimum_is_the_fastest_measured_cell_and_the_predicted_one_beside_it():
+    rows = [job(draft=d, gamma=g, speedup=s) for (d, g), s in zip(itertools.product(["1M", "3M"], [1, 3]),
+                                                                   [1.2, 1.9, 1.4, 1.1], strict=True)]
+    rows[0]["predicted_speedup"] = 2.5
+    best = study.optimum(table(rows)).iloc[0]
+    assert (best["draft"], best["γ"], best["speedup [min, max]"]) == ("1M", 3, "1.90× [1.80, 2.00]")
+    assert (best["predicted best draft"], best["predicted best γ"], best["predicted speedup"]) == ("1M", 1, "2.50×")
+    assert best["scaling"] == "9.0×"
+
+
+def test_a_best_cell_slower_than_autoregressive_says_so():
+    best = study.optimum(table([job(speedup=0.8)])).iloc[0]
+    assert best["speedup [min, max]"].endswith("(slower than autoregressive)")
+
+
+def test_a_sweep_without_a_drafting_method():
+    rows = [job(method="autoregressive", draft=None, gamma=None, speedup=1.0)]
+    grid = grid_of(rows)
+    assert list(grid[["draft", "γ", "status"]].iloc[0]) == [study.NO_DRAFT, 0, "done"]
+    assert study.optimum(table(rows)).iloc[0]["predicted speedup"] == "—"
+    assert "nan" not in study.markdown(table(rows))
+    names = [stem.split("__")[1] for stem, _, _ in plots.figures(table(rows))]
+    assert names == ["latency_vs_gamma", "speedup_heatmap"]  # no alpha, no prediction without a draft
+
+
+def test_mixed_methods_are_separate_groups():
+    rows = [job(), job(gamma=5), job(method="prompt_lookup", draft=None, gamma=3, speedup=1.1),
+            job(method="autoregressive", draft=None, gamma=None, speedup=1.0),
+            job(method="autoregressive", draft=None, gamma=None, speedup=1.0) | {"job": "copy", "same_as": "x"}]
+    found = {labels["method"]: study.grid(frame) for labels, frame in study.groups(table(rows))}
+    assert sorted(found) == ["autoregressive", "prompt_lookup", "speculative"]
+    assert len(found["autoregressive"]) == 1  # the copy (same_as) is not a second row
+    assert list(found["speculative"]["γ"]) == [3, 5]
+    assert "nan" not in study.markdown(table(rows))
+
+
+def test_every_job_failed():
+    rows = [job(draft=d, status="failed") for d in ["1M", "3M"]]
+    sections = dict(study.sections(table(rows)))
+    assert sections["Jobs that did not finish"]["error"].tolist() == ["ValueError: boom"] * 2
+    assert study.optimum(table(rows)).empty and plots.figures(table(rows)) == []
+    assert list(grid_of(rows)["status"]) == ["failed", "failed"]
+
+
+def test_an_empty_sweep(tmp_path):
+    empty = aggregate.collect(tmp_path)
+    assert empty.empty and {"status", "draft", "gamma", "speedup"} <= set(empty.columns)
+    assert "(no finished cells)" in study.markdown(empty) and plots.figures(empty) == []
+
+
+def test_another_varying_axis_splits_the_group_instead_of_dropping_jobs():
+    rows = [job(**{"bench.max_new_tokens": n}) for n in (8, 16)]
+    found = list(study.groups(table(rows)))
+    assert len(found) == 2 and all(len(frame) == 1 for _, frame in found)
+    assert study.title(found[1][0]).endswith("bench.max_new_tokens=16")
+
+
+def test_the_same_cell_from_merged_sweeps_keeps_the_latest_finished_run():
+    older = job(speedup=1.2) | {"sweep": "/a", "time": "2026-11-01T00:00:00+00:00"}
+    newer = job(speedup=1.6) | {"sweep": "/b", "time": "2026-11-02T00:00:00+00:00"}
+    failed = job(status="failed") | {"sweep": "/c", "time": "2026-11-03T00:00:00+00:00"}
+    cells = study.measured_cells(table([newer, failed, older]))
+    assert len(cells) == 1 and cells.iloc[0]["speedup"] == 1.6 and cells.iloc[0]["runs"] == 2
+    other_machine = job(speedup=1.1) | {"sweep": "/d", "hardware": "gpu"}
+    assert len(study.measured_cells(table([newer, other_machine]))) == 2
+
+
+def test_a_table_read_back_from_csv_gives_the_same_study():
+    rows = [job(draft=d, gamma=g) for d, g in itertools.product(["1M", "3M"], [1, 3])]
+    rows.append(job(method="autoregressive", draft=None, gamma=None, speedup=1.0))
+    rows.append(job(draft="9M", status="failed"))
+    original = table(rows)
+    read_back = pd.read_csv(io.StringIO(original.to_csv(index=False)))
+    assert study.markdown(read_back) == study.markdown(original)
+
+
+@pytest.mark.parametrize("speedup,predicted,exact,expected", [
+    (1.0, 2.0, 0.5, "⚠ below prediction; ✗ greedy output differs from autoregressive"),
+    (2.6, 2.0, 1.0, "⚠ above prediction"),
+    (1.8, 2.0, 1.0, ""),  # within 1 +- 0.25, lossless
+])
+def test_the_flag_marks_measured_far_from_predicted_and_lossy_greedy_output(speedup, predicted, exact, expected):
+    row = pd.Series({"speedup": speedup, "predicted_speedup": predicted, "sampling.temperature": 0.0,
+                     "exact_match": exact})
+    assert study.flags(row, 0.25) == expected
