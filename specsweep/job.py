@@ -45,9 +45,9 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"bench.{key}={cfg.bench[key]} is invalid; it must be at least 1.")
     if cfg.bench.warmup < 0:
         raise ConfigError(f"bench.warmup={cfg.bench.warmup} is invalid; it must be 0 or more.")
-    if method.name == "assisted" and not cfg.optimization.kv_cache:
-        raise ConfigError("optimization.kv_cache=false is invalid for method assisted; transformers' assisted "
-                          "generation needs the KV cache.")
+    if method.needs_kv_cache and not cfg.optimization.kv_cache:
+        raise ConfigError(f"optimization.kv_cache=false is invalid for method {method.name}, which needs the KV "
+                          f"cache; use method=speculative or autoregressive for a cell without it.")
     sampling(cfg)
     device(cfg.device)
     datasets.validate(cfg.dataset)
@@ -145,8 +145,10 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
         "counts": total(per_call[method.name]).to_dict(),
         "baseline_counts": total(per_call[BASELINE]).to_dict(),
         "models": models.locations,
-        "params": {role: model.num_parameters() for role, model in (("target", models.target), ("draft", models.draft))
-                   if model is not None},
+        "params": {role: model.num_parameters() for role, model in loaded(models)},
+        # What the loaded models report, not what was asked for: a requested switch that did nothing shows here.
+        "applied": {role: {"attn": model.config._attn_implementation, "dtype": str(model.dtype).removeprefix("torch."),
+                           "kv_cache": cfg.optimization.kv_cache} for role, model in loaded(models)},
         "load_seconds": models.load_seconds,
         "num_samples": len(examples),
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -155,6 +157,10 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
     record["wandb"] = tracking.log_job(cfg, record, samples, out)
     results.finish(out, record, samples)
     return record
+
+
+def loaded(models: families.Models) -> list[tuple[str, torch.nn.Module]]:
+    return [(role, model) for role, model in (("target", models.target), ("draft", models.draft)) if model is not None]
 
 
 def cell(cfg: DictConfig) -> dict[str, Any]:

@@ -48,6 +48,7 @@ class MethodConfig:
     name: str = MISSING  # a key of specsweep.decoding.METHODS
     uses_draft: bool = False  # reads the top-level `draft`
     uses_gamma: bool = False  # reads the top-level `gamma` (1..7)
+    needs_kv_cache: bool = False  # cannot run with optimization.kv_cache=false (transformers' generate-based ones)
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments (prompt_lookup: max_ngram)
 
 
