@@ -76,20 +76,14 @@ def measure(methods: dict[str, Callable[[torch.Tensor], Generation]], prompts: l
     """Tokens/s of each method per repeat, their summed stats, and whether all outputs were identical."""
     calls = {name: (lambda prompt, _, run=run: run(prompt)) for name, run in methods.items()}
     warm_up(calls, prompts[0], times=1)
-    per_repeat = {name: [] for name in methods}
-    totals = {name: DecodeStats() for name in methods}
-    stats = {}
+    stats = {name: [DecodeStats() for _ in range(repeats)] for name in methods}  # per method, per repeat
     identical = True
-    for _, i, outputs in interleave(calls, prompts, repeats):
-        if i == 0:
-            stats = {name: DecodeStats() for name in methods}
+    for repeat, _, outputs in interleave(calls, prompts, repeats):
         identical &= len({tuple(out.tokens.tolist()) for out in outputs.values()}) == 1
         for name, out in outputs.items():
-            stats[name] = stats[name] + out.stats
-        if i == len(prompts) - 1:
-            for name in methods:
-                per_repeat[name].append(stats[name].new_tokens / stats[name].seconds)
-                totals[name] = totals[name] + stats[name]
+            stats[name][repeat] = stats[name][repeat] + out.stats
+    per_repeat = {name: [s.new_tokens / s.seconds for s in runs] for name, runs in stats.items()}
+    totals = {name: sum(runs, DecodeStats()) for name, runs in stats.items()}
     return per_repeat, totals, identical
 
 

@@ -181,11 +181,16 @@ def score_quality(cfg: DictConfig, examples: list[datasets.Example], samples: li
         execute_code=cfg.dataset.execute_code)
 
 
+def decode_kwargs(cfg: DictConfig, models: families.Models) -> dict[str, Any]:
+    """What the method and its baseline share, so both decode under the same settings."""
+    return dict(max_new_tokens=cfg.bench.max_new_tokens, sampling=sampling(cfg), use_cache=cfg.optimization.kv_cache,
+                eos_token_id=models.target.generation_config.eos_token_id)
+
+
 def method_call(cfg: DictConfig, models: families.Models, dev: torch.device):
     """The configured method as (prompt, call index) -> Generation."""
     method, decode = cfg.method, METHODS[cfg.method.name]
-    kwargs = dict(max_new_tokens=cfg.bench.max_new_tokens, sampling=sampling(cfg), use_cache=cfg.optimization.kv_cache,
-                  eos_token_id=models.target.generation_config.eos_token_id, **method.options)
+    kwargs = decode_kwargs(cfg, models) | dict(method.options)
     if method.uses_gamma:
         kwargs["gamma"] = cfg.gamma
     if method.uses_draft:
@@ -195,9 +200,7 @@ def method_call(cfg: DictConfig, models: families.Models, dev: torch.device):
 
 
 def baseline_call(cfg: DictConfig, models: families.Models, dev: torch.device):
-    decode = METHODS[BASELINE]
-    kwargs = dict(max_new_tokens=cfg.bench.max_new_tokens, sampling=sampling(cfg), use_cache=cfg.optimization.kv_cache,
-                  eos_token_id=models.target.generation_config.eos_token_id)
+    decode, kwargs = METHODS[BASELINE], decode_kwargs(cfg, models)
     return lambda prompt, call: decode(models.target, prompt, generator=generator(cfg, dev, call), **kwargs)
 
 
@@ -216,6 +219,10 @@ def total(generations: list[list[Generation]]) -> DecodeStats:
     return stats
 
 
+def ms_per_token(stats: DecodeStats) -> float:
+    return 1e3 * stats.seconds / max(1, stats.new_tokens)
+
+
 def running_figures(generations: list[list[Generation]]) -> dict[str, str]:
     stats = total(generations)
     figures = {"tok/s": f"{stats.new_tokens / stats.seconds:.0f}" if stats.seconds else "-"}
@@ -230,17 +237,15 @@ def timing_metrics(per_call: dict[str, list[list[Generation]]], name: str, repea
     method_total, baseline_total = total(per_call[name]), total(per_call[BASELINE])
     metrics = derive(method_total, baseline_total)
 
-    def ms_per_token(generations: list[list[Generation]], repeat: int) -> float:
-        stats = DecodeStats()
-        for per_prompt in generations:
-            stats = stats + per_prompt[repeat].stats
-        return 1e3 * stats.seconds / max(1, stats.new_tokens)
+    def repeat_ms(generations: list[list[Generation]], repeat: int) -> float:
+        return ms_per_token(total([[per_prompt[repeat]] for per_prompt in generations]))
 
-    speedups = [ms_per_token(per_call[BASELINE], r) / ms_per_token(per_call[name], r) for r in range(repeats)]
-    rates = [1e3 / ms_per_token(per_call[name], r) for r in range(repeats)]
+    speedups = [repeat_ms(per_call[BASELINE], r) / repeat_ms(per_call[name], r) for r in range(repeats)]
+    rates = [1e3 / repeat_ms(per_call[name], r) for r in range(repeats)]
     metrics |= spread("speedup", speedups) | spread("tokens_per_s", rates)
-    metrics[f"{BASELINE_PREFIX}ms_per_token"] = derive(baseline_total)["ms_per_token"]
-    metrics[f"{BASELINE_PREFIX}tokens_per_s"] = derive(baseline_total)["tokens_per_s"]
+    baseline = derive(baseline_total)
+    metrics[f"{BASELINE_PREFIX}ms_per_token"] = baseline["ms_per_token"]
+    metrics[f"{BASELINE_PREFIX}tokens_per_s"] = baseline["tokens_per_s"]
     metrics["accepted_per_position"] = method_total.accepted_per_position
     return metrics
 
@@ -266,8 +271,8 @@ def sample_records(examples: list[datasets.Example], per_call: dict[str, list[li
             "baseline_output": tokenizer.decode(baseline_runs[0].tokens, skip_special_tokens=True),
             "tokens_match": runs[0].tokens.tolist() == baseline_runs[0].tokens.tolist(),
             "new_tokens": runs[0].stats.new_tokens,
-            "ms_per_token": [1e3 * g.stats.seconds / max(1, g.stats.new_tokens) for g in runs],
-            "baseline_ms_per_token": [1e3 * g.stats.seconds / max(1, g.stats.new_tokens) for g in baseline_runs],
+            "ms_per_token": [ms_per_token(g.stats) for g in runs],
+            "baseline_ms_per_token": [ms_per_token(g.stats) for g in baseline_runs],
             "acceptance_rate": stats.accepted / stats.drafted if stats.drafted else None,
             "accepted_per_position": stats.accepted_per_position,
         })
