@@ -115,10 +115,9 @@ def axes(config: dict[str, Any]) -> dict[str, Any]:
 
 def hydra_config(job_dir: Path) -> DictConfig | None:
     """The config Hydra saved before the job ran: the cell of a job that failed or never finished."""
-    try:
-        cfg = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
-    except Exception as error:  # missing, or not YAML: the row keeps its job name, which names its overrides
-        log.warning("%s has no readable .hydra/config.yaml: %s", job_dir, error)
+    cfg = load_yaml(job_dir / ".hydra" / "config.yaml")
+    if cfg is None:  # the row keeps its job name, which names its overrides
+        log.warning("%s has no readable .hydra/config.yaml (missing, or not YAML)", job_dir)
         return None
     cfg.output_dir = str(job_dir)  # was ${hydra:...}, which only resolves inside Hydra
     return cfg
@@ -138,8 +137,8 @@ def unlaunched(sweep_dir: Path, jobs: list[dict[str, Any]]) -> list[dict[str, An
     """Rows with status `missing` for the cells of a draft x gamma sweep that have no job directory (a sweep
     killed before it launched them). The planned grid is read from the sweep's multirun.yaml; a sweep over
     other axes too is left alone (its cells would need Hydra's composition to name)."""
-    planned = swept_values(sweep_dir / "multirun.yaml")
-    launched = [swept_values(Path(job["sweep"]) / job["job"] / ".hydra" / "overrides.yaml") for job in jobs]
+    planned = planned_sweep(sweep_dir)
+    launched = [job_overrides(Path(job["sweep"]) / job["job"]) for job in jobs]
     if not planned or not set(planned) <= {"draft", "gamma"} or not jobs or None in launched:
         return []
     seen = {tuple(values.get(key, [None])[0] for key in planned) for values in launched}
@@ -155,23 +154,37 @@ def unlaunched(sweep_dir: Path, jobs: list[dict[str, Any]]) -> list[dict[str, An
     return rows
 
 
-def swept_values(path: Path) -> dict[str, list[str]] | None:
-    """key -> values of the overrides in a multirun.yaml (the swept keys only) or a job's overrides.yaml (all)."""
-    try:
-        saved = OmegaConf.load(path)
-    except Exception:
+def planned_sweep(sweep_dir: Path) -> dict[str, list[str]] | None:
+    """The swept keys of a multirun and their values: the sweeper's params, then the command line's, which win."""
+    saved = load_yaml(sweep_dir / "multirun.yaml")
+    if saved is None:
         return None
-    if "hydra" in saved:  # multirun.yaml: the sweeper's params, then the command line's, which win
-        params = OmegaConf.select(saved, "hydra.sweeper.params") or {}
-        overrides = [f"{k}={v}" for k, v in params.items()] + list(OmegaConf.select(saved, "hydra.overrides.task"))
-    else:
-        overrides = list(saved)
+    params = OmegaConf.select(saved, "hydra.sweeper.params") or {}
+    task = OmegaConf.select(saved, "hydra.overrides.task") or []
+    values = override_values([f"{k}={v}" for k, v in params.items()] + list(task))
+    return {key: choices for key, choices in values.items() if len(choices) > 1}
+
+
+def job_overrides(job_dir: Path) -> dict[str, list[str]] | None:
+    """The overrides one job of a multirun ran with (one value each), from Hydra's .hydra/overrides.yaml."""
+    saved = load_yaml(job_dir / ".hydra" / "overrides.yaml")
+    return None if saved is None else override_values(list(saved))
+
+
+def override_values(overrides: list[str]) -> dict[str, list[str]]:
+    """key -> its values, by Hydra's own override parser ("gamma=1,3" -> ["1", "3"])."""
     values = {}
     for override in OverridesParser.create().parse_overrides(overrides):
-        key = override.get_key_element()
-        values[key] = (list(override.sweep_string_iterator()) if override.is_sweep_override()
-                       else [override.get_value_element_as_str()])
-    return {k: v for k, v in values.items() if len(v) > 1} if "hydra" in saved else values
+        values[override.get_key_element()] = (list(override.sweep_string_iterator()) if override.is_sweep_override()
+                                              else [override.get_value_element_as_str()])
+    return values
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        return OmegaConf.load(path)
+    except Exception:  # missing or not YAML: the caller falls back
+        return None
 
 
 def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = study.TOLERANCE) -> pd.DataFrame:
@@ -183,8 +196,8 @@ def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = study.TOLERA
         return table
     out.mkdir(parents=True, exist_ok=True)
     results.write_atomic(out / RESULTS_CSV, table.to_csv(index=False))
-    results.write_atomic(out / STUDY_MD, study.markdown(table, tolerance))
     sections = study.sections(table, tolerance)
+    results.write_atomic(out / STUDY_MD, study.render_markdown(sections, tolerance))
     images = plots.save(table, out / PLOTS_DIR, tolerance)
     done = int(table["status"].eq("done").sum())
     line = f"{done} of {len(table)} jobs done"

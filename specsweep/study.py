@@ -110,8 +110,12 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
 def optimum(table: pd.DataFrame) -> pd.DataFrame:
     """Seed 002's table: per target, setting and method, the measured best (draft, gamma) and its speedup, the
     best cell by Leviathan's prediction, and the target/draft parameter ratio ("scaling")."""
+    return best_cells(list(groups(table)))
+
+
+def best_cells(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
     rows = []
-    for labels, frame in groups(table):
+    for labels, frame in found:
         done = frame[frame["status"].eq("done") & frame["speedup"].notna()]
         if done.empty:
             continue
@@ -137,8 +141,9 @@ def optimum(table: pd.DataFrame) -> pd.DataFrame:
 def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[str, pd.DataFrame]]:
     """The study as (heading, formatted table) pairs: the optimum first, then one grid per group, then the jobs
     that did not finish."""
-    out = [("Optimal draft and γ per target (measured, and by Leviathan's prediction)", optimum(table))]
-    out += [(title(labels), grid(frame, tolerance)) for labels, frame in groups(table)]
+    found = list(groups(table))
+    out = [("Optimal draft and γ per target (measured, and by Leviathan's prediction)", best_cells(found))]
+    out += [(title(labels), grid(frame, tolerance)) for labels, frame in found]
     unfinished = table[~table["status"].eq("done")]
     if not unfinished.empty:
         columns = [c for c in ["job", "status", "method", "draft", "gamma", "error"] if c in unfinished]
@@ -156,11 +161,14 @@ def note(tolerance: float = TOLERANCE) -> str:
 
 
 def markdown(table: pd.DataFrame, tolerance: float = TOLERANCE) -> str:
-    parts = ["# specsweep study", note(tolerance)]
-    for heading, frame in sections(table, tolerance):
-        body = table_markdown(frame)
-        parts.append(f"## {heading}\n\n{body}")
-    return "\n\n".join(parts) + "\n"
+    return render_markdown(sections(table, tolerance), tolerance)
+
+
+def render_markdown(parts: list[tuple[str, pd.DataFrame]], tolerance: float = TOLERANCE) -> str:
+    """study.md from the study's sections."""
+    text = ["# specsweep study", note(tolerance)] + [f"## {heading}\n\n{table_markdown(frame)}"
+                                                     for heading, frame in parts]
+    return "\n\n".join(text) + "\n"
 
 
 def table_markdown(frame: pd.DataFrame) -> str:
