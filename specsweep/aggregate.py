@@ -10,6 +10,7 @@ so it works on a sweep that crashed, was resumed, or ran on another machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
@@ -23,6 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from specsweep import job, plots, report, results, study, tracking
+from specsweep.schema import OptimizationConfig
 
 log = logging.getLogger(__name__)
 RESULTS_CSV, STUDY_MD, REPORT_HTML, PLOTS_DIR = "results.csv", "study.md", "report.html", "plots"
@@ -102,14 +104,22 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
                **{f"wandb_{k}": v for k, v in (record.get("wandb") or {}).items() if k != "dir"}})
 
 
+def dotted(config: dict[str, Any]) -> dict[str, Any]:
+    flat = pd.json_normalize(config, sep=".").iloc[0].to_dict()
+    return {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in flat.items()}
+
+
+# The schema's defaults of optimization.*: a setting label names only the switches that differ from them.
+DEFAULT_SWITCHES = dotted({"optimization": dataclasses.asdict(OptimizationConfig(name="default"))})
+
+
 def axes(config: dict[str, Any]) -> dict[str, Any]:
     """The resolved config as dotted columns (sampling.temperature, optimization.kv_cache, ...), and `setting`:
-    the optimisation switches as one label, so each combination is its own study group."""
-    flat = pd.json_normalize(config, sep=".").iloc[0].to_dict()
-    flat = {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in flat.items()
-            if not any(k == skip or k.startswith(skip) for skip in NOT_AXES)}
+    the optimisation switches that differ from the defaults as one label, so each combination is its own
+    study group."""
+    flat = {k: v for k, v in dotted(config).items() if not any(k == skip or k.startswith(skip) for skip in NOT_AXES)}
     switches = {k.removeprefix("optimization."): v for k, v in flat.items()
-                if k.startswith("optimization.") and k != "optimization.name"}
+                if k.startswith("optimization.") and k != "optimization.name" and v != DEFAULT_SWITCHES.get(k)}
     return flat | {"setting": ", ".join(f"{k}={v}" for k, v in sorted(switches.items())) or "default"}
 
 

@@ -16,7 +16,7 @@ import torch
 from huggingface_hub import constants as hub_constants
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from specsweep import embedded
+from specsweep import embedded, optimize
 from specsweep.errors import ConfigError
 from specsweep.schema import ModelFamilyConfig
 
@@ -69,27 +69,33 @@ def built_family(recipe: str) -> Path:
     return embedded.build(RECIPES[recipe])
 
 
-def load(family: ModelFamilyConfig, draft: str | None, device: torch.device, dtype: torch.dtype = torch.float32
-         ) -> Models:
-    """The target, and the draft of size `draft` when given, on `device`, in eval mode."""
+def load(family: ModelFamilyConfig, draft: str | None, device: torch.device,
+         settings: dict[str, optimize.Setting] | None = None) -> Models:
+    """The target, and the draft of size `draft` when given, on `device`, in eval mode, each loaded and
+    prepared as its optimize.Setting says (role -> Setting; default: float32 SDPA, nothing else)."""
     start = time.perf_counter()
     where = locate(family, draft)
     models, tokenizers = {}, {}
     for role, location in where.items():
         with explain_missing(location, "model_family.target" if role == "target" else f"model_family.drafts.{draft}"):
-            models[role] = load_model(location, family.revision, family.trust_remote_code, str(device), dtype)
+            setting = (settings or {}).get(role, optimize.Setting())
+            models[role] = load_model(location, family.revision, family.trust_remote_code, str(device), setting)
             tokenizers[role] = load_tokenizer(location, family.revision, family.trust_remote_code)
     return Models(models["target"], models.get("draft"), tokenizers["target"], tokenizers.get("draft"), where,
                   time.perf_counter() - start)
 
 
 # Jobs of one sweep run in one process (Hydra's basic launcher): the target and the latest drafts stay loaded.
-@functools.lru_cache(maxsize=3)
-def load_model(location: str, revision: str | None, trust_remote_code: bool, device: str, dtype: torch.dtype
-               ) -> PreTrainedModel:
-    model = AutoModelForCausalLM.from_pretrained(location, revision=revision, dtype=dtype,
-                                                 trust_remote_code=trust_remote_code)
-    return model.eval().to(device)
+# maxsize 4: a target, its unoptimised reference copy (bench.reference) and two drafts.
+@functools.lru_cache(maxsize=4)
+def load_model(location: str, revision: str | None, trust_remote_code: bool, device: str,
+               setting: optimize.Setting) -> PreTrainedModel:
+    kwargs = optimize.load_kwargs(setting, torch.device(device))
+    model = AutoModelForCausalLM.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code,
+                                                 **kwargs)
+    if "device_map" not in kwargs:
+        model = model.to(device)
+    return optimize.prepare(model.eval(), setting)
 
 
 @functools.lru_cache(maxsize=3)

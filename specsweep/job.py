@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from specsweep import datasets, families, quality, results, tracking
+from specsweep import datasets, families, optimize, quality, results, tracking
 from specsweep.decoding import METHODS, DecodeStats, Generation, Sampling, derive
 from specsweep.errors import ConfigError
 from specsweep.measure import interleave, warm_up
@@ -27,6 +27,9 @@ from specsweep.theory import GAMMAS
 log = logging.getLogger(__name__)
 BASELINE = "autoregressive"
 BASELINE_PREFIX = "baseline_"  # metrics of the baseline measured in the same job: baseline_ms_per_token, ...
+# bench.reference: seed 000's reference row, autoregressive decoding with no optimisation, timed in the same job.
+REFERENCE = "reference"
+REFERENCE_SETTING = optimize.Setting(attn="eager")  # float32, no quantisation, no compile; and no KV cache
 # Keys that do not change what a cell measures: left out of its identity (the resume and dedupe key).
 NOT_IDENTITY = ("logger", "fail_fast", "output_dir", "hydra")
 
@@ -45,11 +48,8 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"bench.{key}={cfg.bench[key]} is invalid; it must be at least 1.")
     if cfg.bench.warmup < 0:
         raise ConfigError(f"bench.warmup={cfg.bench.warmup} is invalid; it must be 0 or more.")
-    if method.needs_kv_cache and not cfg.optimization.kv_cache:
-        raise ConfigError(f"optimization.kv_cache=false is invalid for method {method.name}, which needs the KV "
-                          f"cache; use method=speculative or autoregressive for a cell without it.")
     sampling(cfg)
-    device(cfg.device)
+    optimize.validate(cfg.optimization, device(cfg.device), method)
     datasets.validate(cfg.dataset)
     quality.validate(cfg.dataset)
 
@@ -112,12 +112,17 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     dev = device(cfg.device)
     method = cfg.method
-    models = families.load(cfg.model_family, cfg.draft if method.uses_draft else None, dev)
+    models = families.load(cfg.model_family, cfg.draft if method.uses_draft else None, dev,
+                           optimize.settings(cfg.optimization))
     examples = datasets.load_examples(cfg.dataset, models.tokenizer)
     prompts = [models.tokenizer(e.prompt, return_tensors="pt").input_ids.to(dev) for e in examples]
     calls = {method.name: method_call(cfg, models, dev), BASELINE: baseline_call(cfg, models, dev)}
+    if cfg.bench.reference:
+        calls[REFERENCE] = reference_call(cfg, models, dev)
 
+    compiling = optimize.Compilation()
     warm_up(calls, prompts[0], cfg.bench.warmup)
+    compile_seconds = compiling.seconds()
     per_call: dict[str, list[list[Generation]]] = {name: [[] for _ in prompts] for name in calls}
     repeats = cfg.bench.repeats
     progress = tqdm(interleave(calls, prompts, repeats, cfg.seed), total=repeats * len(prompts),
@@ -127,6 +132,9 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
             per_call[name][i].append(generation)
         progress.set_postfix(running_figures(per_call[method.name]))
     progress.close()
+    if compiling.seconds() > compile_seconds:
+        log.warning("torch.compile compiled during the timed calls (%.1f s): raise bench.warmup so that the "
+                    "timings exclude compilation", compiling.seconds() - compile_seconds)
 
     samples = sample_records(examples, per_call, method.name, models.tokenizer)
     summary, per_sample = score_quality(cfg, examples, samples, "output")
@@ -136,6 +144,8 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
     baseline_summary, _ = score_quality(cfg, examples, samples, "baseline_output", skip=("exact_match",))
 
     metrics = timing_metrics(per_call, method.name, repeats) | summary
+    caches = per_call[method.name][0][0].settings["cache"]  # role -> the KV cache class the loop used, or None
+    metrics |= {"compile_seconds": compile_seconds, "compile_seconds_timed": compiling.seconds() - compile_seconds}
     metrics |= {f"{BASELINE_PREFIX}{name}": value for name, value in baseline_summary.items()}
     record = {
         "key": key,
@@ -146,9 +156,8 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
         "baseline_counts": total(per_call[BASELINE]).to_dict(),
         "models": models.locations,
         "params": {role: model.num_parameters() for role, model in loaded(models)},
-        # What the loaded models report, not what was asked for: a requested switch that did nothing shows here.
-        "applied": {role: {"attn": model.config._attn_implementation, "dtype": str(model.dtype).removeprefix("torch."),
-                           "kv_cache": cfg.optimization.kv_cache} for role, model in loaded(models)},
+        # What the loaded models and the decoding loop report, not what was asked for.
+        "applied": {role: optimize.applied(model) | {"kv_cache": caches.get(role)} for role, model in loaded(models)},
         "load_seconds": models.load_seconds,
         "num_samples": len(examples),
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -204,6 +213,13 @@ def baseline_call(cfg: DictConfig, models: families.Models, dev: torch.device):
     return lambda prompt, call: decode(models.target, prompt, generator=generator(cfg, dev, call), **kwargs)
 
 
+def reference_call(cfg: DictConfig, models: families.Models, dev: torch.device):
+    """The target loaded and run with no optimisation at all: eager attention, float32, no KV cache."""
+    plain = families.load(cfg.model_family, None, dev, {"target": REFERENCE_SETTING}).target
+    decode, kwargs = METHODS[BASELINE], decode_kwargs(cfg, models) | {"use_cache": False}
+    return lambda prompt, call: decode(plain, prompt, generator=generator(cfg, dev, call), **kwargs)
+
+
 def generator(cfg: DictConfig, dev: torch.device, call: int) -> torch.Generator | None:
     """Sampling draws from a generator seeded per call, so a job is reproducible; greedy needs none."""
     if cfg.sampling.temperature == 0:
@@ -240,12 +256,17 @@ def timing_metrics(per_call: dict[str, list[list[Generation]]], name: str, repea
     def repeat_ms(generations: list[list[Generation]], repeat: int) -> float:
         return ms_per_token(total([[per_prompt[repeat]] for per_prompt in generations]))
 
-    speedups = [repeat_ms(per_call[BASELINE], r) / repeat_ms(per_call[name], r) for r in range(repeats)]
+    def speedups(over: str) -> list[float]:
+        return [repeat_ms(per_call[over], r) / repeat_ms(per_call[name], r) for r in range(repeats)]
+
     rates = [1e3 / repeat_ms(per_call[name], r) for r in range(repeats)]
-    metrics |= spread("speedup", speedups) | spread("tokens_per_s", rates)
+    metrics |= spread("speedup", speedups(BASELINE)) | spread("tokens_per_s", rates)
     baseline = derive(baseline_total)
     metrics[f"{BASELINE_PREFIX}ms_per_token"] = baseline["ms_per_token"]
     metrics[f"{BASELINE_PREFIX}tokens_per_s"] = baseline["tokens_per_s"]
+    if REFERENCE in per_call:
+        metrics |= spread(f"{REFERENCE}_speedup", speedups(REFERENCE))
+        metrics[f"{REFERENCE}_ms_per_token"] = derive(total(per_call[REFERENCE]))["ms_per_token"]
     metrics["accepted_per_position"] = method_total.accepted_per_position
     return metrics
 

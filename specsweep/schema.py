@@ -49,13 +49,22 @@ class MethodConfig:
     uses_draft: bool = False  # reads the top-level `draft`
     uses_gamma: bool = False  # reads the top-level `gamma` (1..7)
     needs_kv_cache: bool = False  # cannot run with optimization.kv_cache=false (transformers' generate-based ones)
+    compilable: bool = False  # optimization.compile=true is valid (our own loops; not transformers' generate())
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments (prompt_lookup: max_ngram)
 
 
 @dataclass
 class OptimizationConfig:
+    """Applied to target and draft alike; `draft` overrides some per-model switches for the draft only."""
+
     name: str = MISSING
-    kv_cache: bool = True
+    kv_cache: bool = True  # false: every forward re-reads the whole sequence (our own loops only)
+    attn: str = "sdpa"  # eager | sdpa (bettertransformer is an alias of sdpa)
+    dtype: str = "float32"  # float32 | bfloat16 | float16 (allowed on CPU, with a warning)
+    quantization: str = "none"  # none | int8-dynamic (CPU) | bnb-8bit | bnb-4bit (CUDA, bitsandbytes)
+    compile: bool = False  # torch.compile the forwards (speculative, autoregressive); compile time not timed
+    compile_backend: str = "inductor"  # torch.compile's backend; "eager" traces without generating code
+    draft: dict[str, Any] = field(default_factory=dict)  # e.g. {quantization: none}: the draft differs here
 
 
 @dataclass
@@ -80,6 +89,7 @@ class BenchConfig:
     max_new_tokens: int = 64
     repeats: int = 3  # each prompt runs this many times per method, interleaved with the baseline
     warmup: int = 1  # untimed generations per method before the first timed one
+    reference: bool = False  # also time unoptimised autoregressive decoding (eager, no KV cache), interleaved
 
 
 @dataclass

@@ -77,7 +77,7 @@ def test_the_tidy_table_has_a_row_per_job_with_axes_and_metrics(sweep):
 def test_the_study_grid_shows_every_cell_with_its_prediction(sweep):
     table = aggregate.collect(sweep[0])
     ((labels, frame),) = list(study.groups(table))
-    assert labels["method"] == "speculative" and labels["setting"] == "kv_cache=True"
+    assert labels["method"] == "speculative" and labels["setting"] == "default"
     grid = study.grid(frame)
     assert list(grid["draft"]) == ["16K", "16K", "37K", "37K", "9M", "9M"]  # by size; unknown size last
     assert list(grid["γ"]) == [1, 3, 1, 3, 1, 3]

@@ -32,8 +32,9 @@ def test_a_cell_writes_complete_results(micro_env, tmp_path):
     assert provenance["versions"]["torch"] and provenance["threads"] >= 1 and provenance["device"] == "cpu"
     assert on_disk["config"]["draft"] == "37K" and "${" not in json.dumps(on_disk["config"])  # resolved
     assert on_disk["params"]["target"] > on_disk["params"]["draft"] > 0
-    assert on_disk["applied"]["target"]["dtype"] == "float32" and on_disk["applied"]["draft"]["kv_cache"] is True
-    assert on_disk["applied"]["target"]["attn"] in {"eager", "sdpa"}  # what transformers chose, as loaded
+    applied = on_disk["applied"]
+    assert applied["target"]["dtype"] == "float32" and applied["draft"]["kv_cache"] == "DynamicCache"
+    assert applied["target"]["attn"] == "sdpa" and applied["draft"]["quantized_modules"] == []
 
 
 def test_a_done_cell_is_not_run_again(micro_env, tmp_path):
@@ -62,6 +63,8 @@ def test_methods_that_ignore_draft_and_gamma_run_once_per_sweep(micro_env, tmp_p
     (["device=cuda:7"], ["device=cuda:7"]),
     (["method=assisted", "optimization=no_kv_cache"], ["optimization.kv_cache=false", "assisted"]),
     (["method=prompt_lookup", "optimization=no_kv_cache"], ["optimization.kv_cache=false", "prompt_lookup"]),
+    (["optimization.quantization=bnb-4bit"], ["optimization.quantization=bnb-4bit", "CUDA"]),
+    (["method=assisted", "optimization.compile=true"], ["optimization.compile=true", "assisted"]),
 ])
 def test_bad_input_fails_with_one_sentence_and_leaves_no_results(micro_env, tmp_path, override, words):
     with pytest.raises(ConfigError) as error:

@@ -62,6 +62,11 @@ class Runner:
         """How many leading tokens of the sequence the cache already holds."""
         return self.cache.get_seq_length() if self.cache is not None else 0
 
+    @property
+    def cache_kind(self) -> str | None:
+        """The class of the KV cache the model returned (None: no cache), to record what really ran."""
+        return None if self.cache is None else type(self.cache).__name__
+
     def forward(self, seq: torch.Tensor, keep: int, full: bool = False) -> torch.Tensor:
         """Logits of the last `keep` positions of seq: [1, L] -> [keep, V]. Feeds only what the cache lacks."""
         device = seq.device
@@ -153,7 +158,8 @@ def autoregressive(
     synchronize(seq.device)
     stats.seconds = time.perf_counter() - start
     stats.new_tokens = seq.shape[1] - prompt_length
-    return Generation(seq[0, prompt_length:], stats, {"method": "autoregressive", "use_cache": use_cache})
+    return Generation(seq[0, prompt_length:], stats, {"method": "autoregressive", "use_cache": use_cache,
+                                                      "cache": {"target": runner.cache_kind}})
 
 
 def fit_vocab(logits: torch.Tensor, size: int) -> torch.Tensor:
@@ -294,5 +300,6 @@ def speculative(
     synchronize(seq.device)
     stats.seconds = time.perf_counter() - start
     stats.new_tokens = seq.shape[1] - prompt_length
-    settings = {"method": "speculative", "gamma": gamma, "use_cache": use_cache, "vocab": vocab}
+    settings = {"method": "speculative", "gamma": gamma, "use_cache": use_cache, "vocab": vocab,
+                "cache": {"target": m_p.cache_kind, "draft": m_q.cache_kind}}
     return Generation(seq[0, prompt_length:], stats, settings)

@@ -81,6 +81,8 @@ def _counted_rounds(target: PreTrainedModel, stats: DecodeStats, max_length: int
             rejected = accepted < len(drafts) and len(kept) > accepted
             stats.record_round(len(drafts), accepted, rejected)
             update(input_ids, scores, num_matches)
+            draft_cache = getattr(generator, "assistant_kwargs", {}).get("past_key_values")
+            round_state["draft_cache"] = None if draft_cache is None else type(draft_cache).__name__
 
         generator.get_candidates = get_candidates_counted
         generator.update_candidate_strategy = update_counted
@@ -153,12 +155,15 @@ def _generate(
         start = time.perf_counter()
         with torch.inference_mode():
             out = target.generate(seq, attention_mask=torch.ones_like(seq), assistant_model=draft,
-                                  generation_config=config)
+                                  generation_config=config, return_dict_in_generate=True)
         synchronize(seq.device)
         stats.seconds = time.perf_counter() - start
-    tokens = out[0, seq.shape[1] :]
+    tokens = out.sequences[0, seq.shape[1] :]
     stats.new_tokens = tokens.numel()
-    settings = {"method": method, "gamma": gamma, "use_cache": True, **candidate_settings}
+    cache = {"target": None if out.past_key_values is None else type(out.past_key_values).__name__}
+    if draft is not None:
+        cache["draft"] = round_state.get("draft_cache")
+    settings = {"method": method, "gamma": gamma, "use_cache": True, "cache": cache, **candidate_settings}
     if draft is not None:
         settings |= {"num_assistant_tokens": gamma, "num_assistant_tokens_schedule": "constant",
                      "assistant_confidence_threshold": 0.0}

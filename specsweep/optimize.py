@@ -1,0 +1,197 @@
+"""The optimisation switches of `optimization.*`: how a model is loaded (attention implementation, dtype,
+quantisation) and prepared (torch.compile), checked before anything loads, and read back from the loaded model.
+
+Target and draft get the same switches unless `optimization.draft` overrides some of them for the draft.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from specsweep.errors import ConfigError
+
+ATTN = ("eager", "sdpa")
+# optimum's BetterTransformer for decoder models became transformers' SDPA attention (optimum deprecated it).
+ATTN_ALIASES = {"bettertransformer": "sdpa"}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+QUANTIZATIONS = ("none", "int8-dynamic", "bnb-8bit", "bnb-4bit")
+PER_MODEL = ("attn", "dtype", "quantization", "compile", "compile_backend")  # what optimization.draft may override
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one model is loaded and prepared. Hashable: loaded models are cached per (location, Setting)."""
+
+    attn: str = "sdpa"
+    dtype: str = "float32"
+    quantization: str = "none"
+    compile: bool = False
+    compile_backend: str = "inductor"
+
+
+def settings(opt: DictConfig) -> dict[str, Setting]:
+    """Role ("target", "draft") -> its Setting, aliases resolved."""
+    shared = Setting(**{key: opt[key] for key in PER_MODEL})
+    shared = replace(shared, attn=ATTN_ALIASES.get(shared.attn, shared.attn))
+    draft = replace(shared, **dict(opt.get("draft") or {}))
+    return {"target": shared, "draft": replace(draft, attn=ATTN_ALIASES.get(draft.attn, draft.attn))}
+
+
+def validate(opt: DictConfig, device: torch.device, method: DictConfig) -> None:
+    """One sentence per bad value; a dtype the device runs slowly is allowed, with a warning."""
+    unknown = sorted(set(opt.get("draft") or {}) - set(PER_MODEL))
+    if unknown:
+        raise ConfigError(f"optimization.draft overrides {', '.join(unknown)}, which it cannot; it may override "
+                          f"{', '.join(PER_MODEL)}.")
+    if method.needs_kv_cache and not opt.kv_cache:
+        raise ConfigError(f"optimization.kv_cache=false is invalid for method {method.name}, which needs the KV "
+                          f"cache; use method=speculative or autoregressive for a cell without it.")
+    roles = settings(opt)
+    check_setting(roles["target"], "optimization", device, method)
+    if roles["draft"] != roles["target"]:  # one sentence (or warning) per bad value, not one per model
+        check_setting(roles["draft"], "optimization.draft", device, method)
+
+
+def check_setting(setting: Setting, param: str, device: torch.device, method: DictConfig) -> None:
+    if setting.attn not in ATTN:
+        raise ConfigError(f"{param}.attn={setting.attn!r} is invalid; it must be one of {', '.join(ATTN)} "
+                          f"(or bettertransformer, an alias of sdpa).")
+    if setting.dtype not in DTYPES:
+        raise ConfigError(f"{param}.dtype={setting.dtype!r} is invalid; it must be one of {', '.join(DTYPES)}.")
+    if setting.quantization not in QUANTIZATIONS:
+        raise ConfigError(f"{param}.quantization={setting.quantization!r} is invalid; it must be one of "
+                          f"{', '.join(QUANTIZATIONS)}.")
+    if setting.quantization.startswith("bnb-"):
+        if device.type != "cuda":
+            raise ConfigError(f"{param}.quantization={setting.quantization} needs a CUDA device (bitsandbytes) but "
+                              f"this job runs on {device.type}; use quantization=int8-dynamic on CPU.")
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise ConfigError(f"{param}.quantization={setting.quantization} needs the bitsandbytes package, which "
+                              f"is not installed; pip install bitsandbytes.")
+    if setting.quantization == "int8-dynamic":
+        if device.type != "cpu":
+            raise ConfigError(f"{param}.quantization=int8-dynamic runs on CPU only (torch's dynamic int8 kernels "
+                              f"are fbgemm's) but this job runs on {device.type}; use quantization=bnb-8bit on CUDA.")
+        if setting.dtype != "float32":
+            raise ConfigError(f"{param}.quantization=int8-dynamic needs dtype=float32 (torch's dynamic int8 Linear "
+                              f"takes float32 activations), not dtype={setting.dtype}.")
+    if setting.compile and not method.compilable:
+        raise ConfigError(f"{param}.compile=true is invalid for method {method.name}, which runs transformers' "
+                          f"generate() (no torch.compile with an assistant); compile works with method=speculative "
+                          f"or autoregressive.")
+    if device.type == "cpu" and setting.dtype == "float16":
+        warnings.warn(f"{param}.dtype=float16 on CPU: most CPUs have no fast float16 matmul, so this cell measures "
+                      f"an emulated dtype; bfloat16 or float32 is what a CPU user would run.", stacklevel=2)
+
+
+def load_kwargs(setting: Setting, device: torch.device) -> dict[str, Any]:
+    """from_pretrained keyword arguments: attention, dtype and bitsandbytes are applied while loading."""
+    kwargs: dict[str, Any] = {"attn_implementation": setting.attn, "dtype": DTYPES[setting.dtype]}
+    if setting.quantization.startswith("bnb-"):
+        from transformers import BitsAndBytesConfig
+
+        bits = {"bnb-8bit": {"load_in_8bit": True},
+                "bnb-4bit": {"load_in_4bit": True, "bnb_4bit_compute_dtype": DTYPES[setting.dtype]}}
+        kwargs["quantization_config"] = BitsAndBytesConfig(**bits[setting.quantization])
+        kwargs["device_map"] = {"": device}  # bitsandbytes models are placed while loading; .to() is refused
+    return kwargs
+
+
+def prepare(model: torch.nn.Module, setting: Setting) -> torch.nn.Module:
+    """What happens after loading: int8 dynamic quantisation, then torch.compile (compiles lazily, on first use)."""
+    if setting.quantization == "int8-dynamic":
+        quantize_int8_dynamic(model)
+    if setting.compile:
+        # Target and draft share transformers' forward code object, and each (model, input shape class, cache
+        # state) is its own graph: the default limit of 8 would silently fall back to eager after a few.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        model.compile(backend=setting.compile_backend, dynamic=True)
+    verify(model, setting)
+    return model
+
+
+def verify(model: torch.nn.Module, setting: Setting) -> None:
+    """A requested switch that silently did nothing is a bug, not a measurement: compare what the model
+    reports with what was asked for."""
+    got = applied(model)
+    wanted = {"attn": setting.attn, "compiled": setting.compile}
+    if not setting.quantization.startswith("bnb-"):  # bitsandbytes keeps int8/uint8 weights: no single dtype
+        wanted["dtype"] = setting.dtype
+    wrong = [f"{key}={got[key]} (asked for {value})" for key, value in wanted.items() if got[key] != value]
+    if (setting.quantization != "none") != bool(got["quantized_modules"]):
+        wrong.append(f"quantized modules {got['quantized_modules']} (asked for quantization={setting.quantization})")
+    if wrong:
+        raise RuntimeError(f"the loaded {type(model).__name__} reports {'; '.join(wrong)}.")
+
+
+class PerTokenInt8Linear(torch.nn.Module):
+    """torch's dynamic int8 Linear (fbgemm, int8 weights with a scale per output channel), fed activations
+    quantised with a scale per token instead of one per tensor.
+
+    Why: torch's per-tensor activation scale is computed over every position of a forward, so the logits of
+    one position depend on the other tokens in the same forward, later ones included. A verification forward
+    over gamma+1 tokens then disagrees with one-token-at-a-time decoding and speculative decoding stops being
+    lossless. Per-token scales (torchao's and vLLM's int8 scheme) keep each position a function of its prefix.
+    The trick: each row is divided by its absolute maximum, so all rows lie in [-1, 1], and two constant inputs
+    +1 and -1 (with zero weights) pin the per-tensor range to exactly [-1, 1] whatever the batch holds.
+    """
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        padded = torch.nn.Linear(linear.in_features + 2, linear.out_features, bias=False)
+        with torch.no_grad():
+            padded.weight.zero_()
+            padded.weight[:, : linear.in_features] = linear.weight.float()
+        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+        with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice points to torchao
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.quantized = torch.ao.quantization.quantize_dynamic(
+                torch.nn.Sequential(padded), {torch.nn.Linear: qconfig}, dtype=torch.qint8)[0]
+        self.bias = None if linear.bias is None else torch.nn.Parameter(linear.bias.detach().float(),
+                                                                         requires_grad=False)
+        self.register_buffer("pins", torch.tensor([1.0, -1.0]), persistent=False)
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., in] -> [..., out]
+        scale = x.abs().amax(dim=-1, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)  # [..., 1]
+        y = self.quantized(torch.cat([x / scale, self.pins.expand(*x.shape[:-1], 2)], dim=-1)) * scale
+        return y if self.bias is None else y + self.bias
+
+
+def quantize_int8_dynamic(model: torch.nn.Module) -> None:
+    """Every nn.Linear of the model (attention, MLP, LM head) becomes a PerTokenInt8Linear, in place."""
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if type(child) is torch.nn.Linear:
+                setattr(module, child_name, PerTokenInt8Linear(child))
+
+
+def applied(model: torch.nn.Module) -> dict[str, Any]:
+    """What the loaded model reports, not what was asked for: a switch that did nothing shows here."""
+    kinds = sorted({type(m).__name__ for m in model.modules()
+                    if isinstance(m, PerTokenInt8Linear) or type(m).__module__.startswith("bitsandbytes")})
+    return {"attn": model.config._attn_implementation, "dtype": str(model.dtype).removeprefix("torch."),
+            "quantized_modules": kinds, "compiled": getattr(model, "_compiled_call_impl", None) is not None}
+
+
+class Compilation:
+    """Seconds torch.compile has spent compiling since this object was made. torch has no public counter, so
+    this reads dynamo's own timing table (torch._dynamo.utils); 0 when nothing compiled."""
+
+    def __init__(self) -> None:
+        self.start = self.total()
+
+    @staticmethod
+    def total() -> float:
+        from torch._dynamo import utils
+
+        return sum(getattr(utils, "compilation_time_metrics", {}).get("_compile.compile_inner", []))
+
+    def seconds(self) -> float:
+        return self.total() - self.start

@@ -1,0 +1,176 @@
+"""The optimisation switches: each changes what it claims on the loaded model, greedy speculative decoding stays
+lossless under each, and the combinations a device cannot run give their one sentence."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from specsweep import families, job, optimize
+from specsweep.decoding import autoregressive, speculative
+from specsweep.errors import ConfigError
+from tests.conftest import compose_config, perturbed, tiny_model
+
+MAX_NEW = 12
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> dict[str, str]:
+    """A tiny target and a near draft saved to disk, so they load through from_pretrained like any family."""
+    root = tmp_path_factory.mktemp("models")
+    target = tiny_model(seed=0)
+    paths = {}
+    for role, model in {"target": target, "draft": perturbed(target, scale=0.5, seed=1)}.items():
+        model.save_pretrained(root / role)
+        paths[role] = str(root / role)
+    return paths
+
+
+def load(path: str, **switches) -> torch.nn.Module:
+    return families.load_model(path, None, False, "cpu", optimize.Setting(**switches))
+
+
+def settings(*overrides: str) -> dict[str, optimize.Setting]:
+    return optimize.settings(compose_config(list(overrides)).optimization)
+
+
+@pytest.mark.parametrize("asked,loaded", [("eager", "eager"), ("sdpa", "sdpa"), ("bettertransformer", "sdpa")])
+def test_attn_is_the_implementation_the_model_reports(saved, asked, loaded):
+    setting = settings(f"optimization.attn={asked}")["target"]
+    model = families.load_model(saved["target"], None, False, "cpu", setting)
+    assert model.config._attn_implementation == loaded and optimize.applied(model)["attn"] == loaded
+
+
+def test_dtype_is_the_dtype_of_the_weights(saved):
+    model = load(saved["target"], dtype="bfloat16")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert optimize.applied(model)["dtype"] == "bfloat16"
+
+
+def test_int8_replaces_every_linear_layer(saved):
+    plain, quantized = load(saved["target"]), load(saved["target"], quantization="int8-dynamic")
+    linears = sum(type(m) is torch.nn.Linear for m in plain.modules())
+    assert linears > 0 and not any(type(m) is torch.nn.Linear for m in quantized.modules())
+    assert sum(isinstance(m, optimize.PerTokenInt8Linear) for m in quantized.modules()) == linears
+    assert optimize.applied(quantized)["quantized_modules"] == ["PerTokenInt8Linear"]
+    assert optimize.applied(plain)["quantized_modules"] == [] and not optimize.applied(plain)["compiled"]
+
+
+def test_compile_compiles_the_forward(saved):
+    model = load(saved["target"], compile=True, compile_backend="eager")
+    assert optimize.applied(model)["compiled"]
+
+
+def test_a_switch_that_did_nothing_is_an_error(saved):
+    eager = load(saved["target"], attn="eager")
+    with pytest.raises(RuntimeError, match=r"attn=eager \(asked for sdpa\)"):
+        optimize.verify(eager, optimize.Setting(attn="sdpa"))
+    with pytest.raises(RuntimeError, match=r"quantization=int8-dynamic"):
+        optimize.verify(load(saved["target"]), optimize.Setting(quantization="int8-dynamic"))
+
+
+def test_the_kv_cache_switch_decides_whether_a_cache_object_exists(target, near_draft, prompts):
+    on = speculative(target, near_draft, prompts[0], gamma=3, max_new_tokens=MAX_NEW, use_cache=True)
+    off = speculative(target, near_draft, prompts[0], gamma=3, max_new_tokens=MAX_NEW, use_cache=False)
+    assert on.settings["cache"] == {"target": "DynamicCache", "draft": "DynamicCache"}
+    assert off.settings["cache"] == {"target": None, "draft": None}
+    assert autoregressive(target, prompts[0], max_new_tokens=MAX_NEW, use_cache=False).settings["cache"] == {
+        "target": None}
+
+
+def test_the_draft_can_differ_from_the_target():
+    roles = settings("optimization.quantization=int8-dynamic", "+optimization.draft.quantization=none")
+    assert roles["target"].quantization == "int8-dynamic" and roles["draft"].quantization == "none"
+    assert roles["draft"].attn == roles["target"].attn == "sdpa"
+
+
+@pytest.mark.parametrize("switches", [
+    {"attn": "eager"}, {"attn": "sdpa"}, {"dtype": "bfloat16"}, {"quantization": "int8-dynamic"},
+    {"compile": True, "compile_backend": "eager"},  # inductor takes minutes to compile on CPU; eager traces
+], ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_greedy_speculative_equals_autoregressive_under_each_switch(saved, prompts, switches, use_cache):
+    """The reference is the optimised target's own autoregressive output: speculative decoding must not change
+    what the (quantised, bfloat16, ...) target says, only how fast."""
+    target, draft = load(saved["target"], **switches), load(saved["draft"], **switches)
+    accepted = rejections = 0
+    for prompt in prompts[:6]:
+        expected = autoregressive(target, prompt, max_new_tokens=MAX_NEW, use_cache=use_cache).tokens.tolist()
+        for gamma in (1, 4):
+            out = speculative(target, draft, prompt, gamma=gamma, max_new_tokens=MAX_NEW, use_cache=use_cache)
+            assert out.tokens.tolist() == expected
+            accepted, rejections = accepted + out.stats.accepted, rejections + out.stats.rejections
+    assert accepted > 0 and rejections > 0
+
+
+def test_per_token_int8_is_batch_invariant_where_torchs_per_tensor_scale_is_not():
+    """Why PerTokenInt8Linear exists: with one activation scale per forward, a row's output depends on the
+    other rows, so verifying γ+1 tokens at once disagrees with decoding them one at a time."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    x = torch.randn(8, 64)
+    x[5] *= 20  # one loud token changes torch's per-tensor scale for every other row
+
+    def rows_alone_equal_batch(layer: torch.nn.Module) -> bool:
+        with torch.no_grad():
+            return torch.equal(torch.cat([layer(row[None]) for row in x]), layer(x))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        per_tensor = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear},
+                                                            dtype=torch.qint8)[0]
+    assert not rows_alone_equal_batch(per_tensor)
+    per_token = optimize.PerTokenInt8Linear(linear)
+    assert rows_alone_equal_batch(per_token)
+    with torch.no_grad():  # and it still computes the layer
+        assert torch.allclose(per_token(x), linear(x), rtol=0.05, atol=0.05 * linear(x).abs().max().item())
+
+
+def check(overrides: list[str], device: torch.device = CPU) -> None:
+    cfg = compose_config(overrides)
+    optimize.validate(cfg.optimization, device, cfg.method)
+
+
+@pytest.mark.parametrize("overrides,device,words", [
+    (["optimization.quantization=bnb-8bit"], CPU, ["optimization.quantization=bnb-8bit", "CUDA", "cpu"]),
+    (["optimization.quantization=bnb-4bit"], CPU, ["optimization.quantization=bnb-4bit", "CUDA", "int8-dynamic"]),
+    (["optimization.quantization=int8-dynamic"], torch.device("cuda"), ["int8-dynamic", "CPU only", "cuda"]),
+    (["optimization.quantization=int8-dynamic", "optimization.dtype=bfloat16"], CPU, ["dtype=float32", "bfloat16"]),
+    (["method=assisted", "optimization.compile=true"], CPU, ["optimization.compile=true", "assisted", "speculative"]),
+    (["method=prompt_lookup", "optimization.compile=true"], CPU, ["compile=true", "prompt_lookup"]),
+    (["optimization.attn=flash"], CPU, ["optimization.attn='flash'", "eager, sdpa"]),
+    (["optimization.dtype=fp8"], CPU, ["optimization.dtype='fp8'", "float32, bfloat16, float16"]),
+    (["optimization.quantization=int4"], CPU, ["optimization.quantization='int4'", "int8-dynamic, bnb-8bit"]),
+    (["+optimization.draft.quantization=bnb-4bit"], CPU, ["optimization.draft.quantization=bnb-4bit", "CUDA"]),
+    (["+optimization.draft.kv_cache=false"], CPU, ["optimization.draft", "kv_cache", "attn, dtype"]),
+])
+def test_invalid_combinations_give_one_sentence(overrides, device, words):
+    with pytest.raises(ConfigError) as error:
+        check(overrides, device)
+    message = str(error.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_float16_on_cpu_is_allowed_with_a_warning():
+    with pytest.warns(UserWarning, match=r"optimization.dtype=float16 on CPU"):
+        check(["optimization.dtype=float16"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(["optimization.dtype=bfloat16"])
+
+
+def test_a_job_records_what_was_applied_and_times_the_reference_row(micro_env, tmp_path):
+    from tests.test_job import FAST
+
+    overrides = FAST + ["draft=37K", "gamma=2", "bench.reference=true", "optimization.quantization=int8-dynamic"]
+    record = job.run(compose_config(overrides, tmp_path))
+    metrics, applied = record["metrics"], record["applied"]
+    assert metrics["exact_match"] == 1.0  # speculative output is the int8 target's autoregressive output
+    assert metrics["reference_speedup_min"] <= metrics["reference_speedup"] <= metrics["reference_speedup_max"]
+    assert metrics["reference_ms_per_token"] > 0 and metrics["compile_seconds"] == 0
+    for role in ("target", "draft"):
+        assert applied[role] == {"attn": "sdpa", "dtype": "float32", "quantized_modules": ["PerTokenInt8Linear"],
+                                 "compiled": False, "kv_cache": "DynamicCache"}
