@@ -70,6 +70,7 @@ def sampling_label(temperature: Any) -> str:
 def title(labels: dict[str, Any]) -> str:
     shown = [labels.get("model_family"), labels.get("dataset"), labels.get("method"), labels.get("setting"),
              sampling_label(labels.get("sampling.temperature")), labels.get("hardware")]
+    shown = [label for key, label in zip(GROUP, shown, strict=True) if key in labels]  # a table grouped by fewer
     shown += [f"{key}={value}" for key, value in labels.items() if key not in GROUP]
     return " · ".join(str(label) for label in shown)
 
@@ -138,11 +139,48 @@ def best_cells(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+# bench.reference: the columns of seed 000's table 2, where every cell is also timed against the unoptimised
+# autoregressive reference row (eager attention, no KV cache). Its grouping leaves out method and setting.
+COMBINED_GROUP = ["model_family", "dataset", "sampling.temperature", "hardware"]
+PAIRED = "speedup vs autoregressive, same switches (paired)"
+AGAINST_REFERENCE = "speedup vs unoptimised autoregressive (reference row)"
+
+
+def combined(frame: pd.DataFrame) -> pd.DataFrame:
+    """Seed 000's table 2 for one target: a row per method and optimisation setting, with the paired speedup
+    (against autoregressive decoding under the same switches) and the speedup against the reference row."""
+    frame = frame.sort_values(["method", "optimization.kv_cache", "optimization.attn", "setting"], kind="stable")
+    mark = {True: "✓", False: "—"}
+    return pd.DataFrame({
+        "method": frame["method"],
+        "draft": frame["draft"],
+        "γ": number(frame, "gamma", ".0f").replace("0", "—"),
+        "KV cache": frame["optimization.kv_cache"].map(mark),
+        "attention": frame["optimization.attn"],
+        "setting": frame["setting"],
+        "ms/token": number(frame, "ms_per_token", ".2f"),
+        PAIRED: [spread(row) for _, row in frame.iterrows()],
+        AGAINST_REFERENCE: [spread(row, "reference_speedup") for _, row in frame.iterrows()],
+    })
+
+
+def combined_sections(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    if "reference_speedup" not in table:
+        return []
+    cells = measured_cells(table)
+    cells = cells[cells["status"].eq("done") & cells["reference_speedup"].notna()]
+    keys = [c for c in COMBINED_GROUP if c in cells]
+    return [("Speculative decoding × optimisations (seed 000's table 2) · "
+             + title(dict(zip(keys, labels, strict=True))), combined(frame))
+            for labels, frame in cells.groupby(keys, dropna=False, sort=True)]
+
+
 def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[str, pd.DataFrame]]:
-    """The study as (heading, formatted table) pairs: the optimum first, then one grid per group, then the jobs
-    that did not finish."""
+    """The study as (heading, formatted table) pairs: the optimum first, the optimisation table when the
+    sweep timed the reference row, then one grid per group, then the jobs that did not finish."""
     found = list(groups(table))
     out = [("Optimal draft and γ per target (measured, and by Leviathan's prediction)", best_cells(found))]
+    out += combined_sections(table)
     out += [(title(labels), grid(frame, tolerance)) for labels, frame in found]
     unfinished = table[~table["status"].eq("done")]
     if not unfinished.empty:
@@ -157,7 +195,10 @@ def note(tolerance: float = TOLERANCE) -> str:
             f"the same job on the same prompts, interleaved; [min, max] over repeats. Predicted is Leviathan et "
             f"al.'s S = (1 − α^(γ+1)) / ((1 − α)(γc + 1)) from the cell's measured α and c. The flag marks "
             f"measured/predicted outside 1 ± {tolerance:g}, and greedy output that differs from autoregressive "
-            f"output. Quality deltas are the method's score minus the baseline's on the same prompts.")
+            f"output. Quality deltas are the method's score minus the baseline's on the same prompts. Where a sweep "
+            f"set bench.reference, each cell was also timed, interleaved in the same job, against autoregressive "
+            f"decoding with no optimisation (eager attention, no KV cache, float32): that is the 'reference row' "
+            f"speedup, a different number from the paired one.")
 
 
 def markdown(table: pd.DataFrame, tolerance: float = TOLERANCE) -> str:
@@ -206,10 +247,10 @@ def quality_deltas(frame: pd.DataFrame) -> dict[str, pd.Series]:
             if name in frame and f"baseline_{name}" in frame and frame[name].notna().any()}
 
 
-def spread(row: pd.Series) -> str:
-    if pd.isna(row.get("speedup")):
+def spread(row: pd.Series, name: str = "speedup") -> str:
+    if pd.isna(row.get(name)):
         return ""
-    return f"{row['speedup']:.2f}× [{row['speedup_min']:.2f}, {row['speedup_max']:.2f}]"
+    return f"{row[name]:.2f}× [{row[f'{name}_min']:.2f}, {row[f'{name}_max']:.2f}]"
 
 
 def scaling(row: pd.Series) -> str:

@@ -19,7 +19,7 @@ def job(method: str = "speculative", draft: str | None = "1M", gamma: int | None
     row = {
         "sweep": "/s", "job": f"{method}-{draft}-{gamma}-{len(more)}", "status": status, "same_as": None,
         "key": f"{method}/{draft}/{gamma}/{sorted(more.items())}", "time": "2026-11-22T00:00:00+00:00",
-        "model_family": "fam", "dataset": "data", "method": method, "setting": "kv_cache=True",
+        "model_family": "fam", "dataset": "data", "method": method, "setting": "default",
         "sampling.temperature": 0.0, "hardware": "cpu", "bench.max_new_tokens": 8, "model_family.target": "t",
         "draft": draft, "gamma": gamma, "draft_params": {"1M": 1_000_000, "3M": 3_000_000}.get(draft),
         "target_params": 9_000_000,
@@ -131,3 +131,26 @@ def test_the_flag_marks_measured_far_from_predicted_and_lossy_greedy_output(spee
     row = pd.Series({"speedup": speedup, "predicted_speedup": predicted, "sampling.temperature": 0.0,
                      "exact_match": exact})
     assert study.flags(row, 0.25) == expected
+
+
+def test_the_combined_table_has_both_speedups_labelled_apart():
+    """Seed 000's table 2: each method × KV cache × attention cell, with the paired speedup (same switches) and the
+    speedup against the unoptimised reference row as two labelled columns."""
+    rows = []
+    for method, kv, attn in itertools.product(["autoregressive", "speculative"], [False, True], ["eager", "sdpa"]):
+        drafting = method == "speculative"
+        rows.append(job(method=method, draft="1M" if drafting else None, gamma=3 if drafting else None,
+                        speedup=1.5 if drafting else 1.0, **{
+                            "optimization.kv_cache": kv, "optimization.attn": attn,
+                            "setting": "default" if kv and attn == "sdpa" else f"attn={attn}, kv_cache={kv}",
+                            "reference_speedup": 2.0 if kv else 1.2, "reference_speedup_min": 1.0,
+                            "reference_speedup_max": 3.0}))
+    heading, combined = study.combined_sections(table(rows))[0]
+    assert heading == "Speculative decoding × optimisations (seed 000's table 2) · fam · data · greedy · cpu"
+    assert len(combined) == 8
+    best = combined.iloc[-1]
+    assert (best["method"], best["KV cache"], best["attention"]) == ("speculative", "✓", "sdpa")
+    assert best[study.PAIRED] == "1.50× [1.40, 1.60]" and best[study.AGAINST_REFERENCE] == "2.00× [1.00, 3.00]"
+    assert study.PAIRED != study.AGAINST_REFERENCE
+    assert [h for h, _ in study.sections(table(rows))][1] == heading  # right after the optimum
+    assert study.combined_sections(table([job()])) == []  # no reference row timed: no such table
