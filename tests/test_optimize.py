@@ -174,3 +174,14 @@ def test_a_job_records_what_was_applied_and_times_the_reference_row(micro_env, t
     for role in ("target", "draft"):
         assert applied[role] == {"attn": "sdpa", "dtype": "float32", "quantized_modules": ["PerTokenInt8Linear"],
                                  "compiled": False, "kv_cache": "DynamicCache"}
+
+
+def test_compilation_happens_in_the_warm_up_and_is_reported_apart(micro_env, tmp_path):
+    from tests.test_job import FAST
+
+    overrides = FAST + ["draft=37K", "gamma=2", "optimization.compile=true", "optimization.compile_backend=eager"]
+    record = job.run(compose_config(overrides, tmp_path))
+    metrics = record["metrics"]
+    assert metrics["compile_seconds"] > 0 and metrics["compile_seconds_timed"] == 0
+    assert metrics["exact_match"] == 1.0
+    assert record["applied"]["target"]["compiled"] and record["applied"]["draft"]["compiled"]
