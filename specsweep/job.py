@@ -94,6 +94,7 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None) -> dict[str, Any]:
     recording it in status.json. `sweep_dir`: in a multirun, where the other cells' directories are, so a
     cell already done (an earlier run of the same sweep, or an identical cell) is not measured again."""
     out = Path(cfg.output_dir)
+    optimize.canonicalize(cfg.optimization)
     key = cell_key(cfg)
     done = results.find_done(out, key, sweep_dir)
     if done is not None:
@@ -159,7 +160,7 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
         "counts": total(per_call[method.name]).to_dict(),
         "baseline_counts": total(per_call[BASELINE]).to_dict(),
         "models": models.locations,
-        "params": {role: model.num_parameters() for role, model in loaded(models)},
+        "params": {role: optimize.num_parameters(model) for role, model in loaded(models)},
         # What the loaded models and the decoding loop report, not what was asked for.
         "applied": {role: optimize.applied(model) | {"kv_cache": caches.get(role)} for role, model in loaded(models)},
         "load_seconds": models.load_seconds,

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
+from transformers import PreTrainedModel
+from transformers.pytorch_utils import Conv1D
 
 from specsweep.errors import ConfigError
 
@@ -35,6 +37,14 @@ class Setting:
     compile_backend: str = "inductor"
 
 
+def canonicalize(opt: DictConfig) -> None:
+    """Aliases replaced by what they name, in the config itself: `attn=bettertransformer` and `attn=sdpa` are
+    one cell (one identity, one setting label), not two."""
+    for switches in (opt, opt.get("draft") or {}):
+        if switches.get("attn") in ATTN_ALIASES:
+            switches["attn"] = ATTN_ALIASES[switches["attn"]]
+
+
 def settings(opt: DictConfig) -> dict[str, Setting]:
     """Role ("target", "draft") -> its Setting, aliases resolved."""
     shared = Setting(**{key: opt[key] for key in PER_MODEL})
@@ -54,7 +64,8 @@ def validate(opt: DictConfig, device: torch.device, method: DictConfig) -> None:
                           f"cache; use method=speculative or autoregressive for a cell without it.")
     roles = settings(opt)
     check_setting(roles["target"], "optimization", device, method)
-    if roles["draft"] != roles["target"]:  # one sentence (or warning) per bad value, not one per model
+    # One sentence (or warning) per bad value, not one per model; and none for a draft the method never loads.
+    if method.uses_draft and roles["draft"] != roles["target"]:
         check_setting(roles["draft"], "optimization.draft", device, method)
 
 
@@ -71,20 +82,29 @@ def check_setting(setting: Setting, param: str, device: torch.device, method: Di
         if device.type != "cuda":
             raise ConfigError(f"{param}.quantization={setting.quantization} needs a CUDA device (bitsandbytes) but "
                               f"this job runs on {device.type}; use quantization=int8-dynamic on CPU.")
-        if importlib.util.find_spec("bitsandbytes") is None:
-            raise ConfigError(f"{param}.quantization={setting.quantization} needs the bitsandbytes package, which "
-                              f"is not installed; pip install bitsandbytes.")
+        missing = [name for name in ("bitsandbytes", "accelerate") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConfigError(f"{param}.quantization={setting.quantization} needs the {' and '.join(missing)} "
+                              f"package(s), not installed; pip install {' '.join(missing)}.")
+        if setting.quantization == "bnb-8bit" and setting.dtype == "float32":
+            warnings.warn(f"{param}.quantization=bnb-8bit with dtype=float32: bitsandbytes' int8 matmul casts "
+                          f"activations to float16, so this cell runs float16 activations; dtype=float16 says so.",
+                          stacklevel=2)
     if setting.quantization == "int8-dynamic":
         if device.type != "cpu":
+            instead = "; use quantization=bnb-8bit on CUDA" if device.type == "cuda" else ""
             raise ConfigError(f"{param}.quantization=int8-dynamic runs on CPU only (torch's dynamic int8 kernels "
-                              f"are fbgemm's) but this job runs on {device.type}; use quantization=bnb-8bit on CUDA.")
+                              f"are fbgemm's) but this job runs on {device.type}{instead}.")
         if setting.dtype != "float32":
             raise ConfigError(f"{param}.quantization=int8-dynamic needs dtype=float32 (torch's dynamic int8 Linear "
                               f"takes float32 activations), not dtype={setting.dtype}.")
     if setting.compile and not method.compilable:
         raise ConfigError(f"{param}.compile=true is invalid for method {method.name}, which runs transformers' "
-                          f"generate() (no torch.compile with an assistant); compile works with method=speculative "
-                          f"or autoregressive.")
+                          f"generate() with a candidate generator, where compiling the forwards is not valid; "
+                          f"compile works with method=speculative or autoregressive.")
+    if setting.compile and setting.compile_backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise ConfigError(f"{param}.compile_backend={setting.compile_backend!r} is not a torch.compile backend; "
+                          f"this torch has {', '.join(torch._dynamo.list_backends())}.")
     if device.type == "cpu" and setting.dtype == "float16":
         warnings.warn(f"{param}.dtype=float16 on CPU: most CPUs have no fast float16 matmul, so this cell measures "
                       f"an emulated dtype; bfloat16 or float32 is what a CPU user would run.", stacklevel=2)
@@ -110,7 +130,8 @@ def prepare(model: torch.nn.Module, setting: Setting) -> torch.nn.Module:
     if setting.compile:
         # Target and draft share transformers' forward code object, and each (model, input shape class, cache
         # state) is its own graph: the default limit of 8 would silently fall back to eager after a few.
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+        setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))  # renamed in torch 2.6
         model.compile(backend=setting.compile_backend, dynamic=True)
     verify(model, setting)
     return model
@@ -126,6 +147,8 @@ def verify(model: torch.nn.Module, setting: Setting) -> None:
     wrong = [f"{key}={got[key]} (asked for {value})" for key, value in wanted.items() if got[key] != value]
     if (setting.quantization != "none") != bool(got["quantized_modules"]):
         wrong.append(f"quantized modules {got['quantized_modules']} (asked for quantization={setting.quantization})")
+    if setting.quantization == "int8-dynamic" and float_linears(model):
+        wrong.append(f"{len(float_linears(model))} linear layers left in float (asked for quantization=int8-dynamic)")
     if wrong:
         raise RuntimeError(f"the loaded {type(model).__name__} reports {'; '.join(wrong)}.")
 
@@ -142,21 +165,20 @@ class PerTokenInt8Linear(torch.nn.Module):
     +1 and -1 (with zero weights) pin the per-tensor range to exactly [-1, 1] whatever the batch holds.
     """
 
-    def __init__(self, linear: torch.nn.Linear) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:  # weight: [out, in]
         super().__init__()
-        padded = torch.nn.Linear(linear.in_features + 2, linear.out_features, bias=False)
+        self.out_features, self.in_features = weight.shape
+        padded = torch.nn.Linear(self.in_features + 2, self.out_features, bias=False)
         with torch.no_grad():
             padded.weight.zero_()
-            padded.weight[:, : linear.in_features] = linear.weight.float()
+            padded.weight[:, : self.in_features] = weight.detach().float()
         qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
         with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice points to torchao
             warnings.simplefilter("ignore", DeprecationWarning)
             self.quantized = torch.ao.quantization.quantize_dynamic(
                 torch.nn.Sequential(padded), {torch.nn.Linear: qconfig}, dtype=torch.qint8)[0]
-        self.bias = None if linear.bias is None else torch.nn.Parameter(linear.bias.detach().float(),
-                                                                         requires_grad=False)
+        self.bias = None if bias is None else torch.nn.Parameter(bias.detach().float(), requires_grad=False)
         self.register_buffer("pins", torch.tensor([1.0, -1.0]), persistent=False)
-        self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., in] -> [..., out]
         scale = x.abs().amax(dim=-1, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)  # [..., 1]
@@ -164,12 +186,25 @@ class PerTokenInt8Linear(torch.nn.Module):
         return y if self.bias is None else y + self.bias
 
 
+def float_linears(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The model's unquantised linear layers: nn.Linear, and GPT-2's Conv1D (a Linear with weight [in, out])."""
+    return [m for m in model.modules() if type(m) in (torch.nn.Linear, Conv1D)]
+
+
 def quantize_int8_dynamic(model: torch.nn.Module) -> None:
-    """Every nn.Linear of the model (attention, MLP, LM head) becomes a PerTokenInt8Linear, in place."""
+    """Every linear layer of the model (attention, MLP, LM head) becomes a PerTokenInt8Linear, in place."""
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if type(child) is torch.nn.Linear:
-                setattr(module, child_name, PerTokenInt8Linear(child))
+                setattr(module, child_name, PerTokenInt8Linear(child.weight, child.bias))
+            elif type(child) is Conv1D:
+                setattr(module, child_name, PerTokenInt8Linear(child.weight.t(), child.bias))
+
+
+def num_parameters(model: PreTrainedModel) -> int:
+    """Parameters as trained: int8 layers keep their weights packed, outside model.parameters()."""
+    packed = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, PerTokenInt8Linear))
+    return model.num_parameters() + packed
 
 
 def applied(model: torch.nn.Module) -> dict[str, Any]:

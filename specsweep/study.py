@@ -47,15 +47,17 @@ def axis_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if "." in c or c in ("seed", "device")]
 
 
-def groups(table: pd.DataFrame) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
-    """(the group's labels, its cells) for each study group: GROUP, and any other config axis that takes more
+def groups(table: pd.DataFrame, group: list[str] = GROUP, free: tuple[str, ...] = ()
+           ) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """(the group's labels, its cells) for each study group: `group`, and any other config axis that takes more
     than one value inside it (bench.max_new_tokens, a second target of the same family name, ...), so a
-    group never holds two runs of one (draft, gamma)."""
+    group never holds two runs of one (draft, gamma). Axes that start with a prefix in `free` may vary inside it."""
     cells = measured_cells(table)
-    keys = [c for c in GROUP if c in cells]
+    keys = [c for c in group if c in cells]
     for labels, frame in cells.groupby(keys, dropna=False, sort=True):
         labels = dict(zip(keys, labels, strict=True))
-        varying = [c for c in axis_columns(frame) if c not in keys and frame[c].nunique() > 1]
+        varying = [c for c in axis_columns(frame)
+                   if c not in keys and not c.startswith(free) and frame[c].nunique() > 1]
         if not varying:
             yield labels, frame
             continue
@@ -149,7 +151,8 @@ AGAINST_REFERENCE = "speedup vs unoptimised autoregressive (reference row)"
 def combined(frame: pd.DataFrame) -> pd.DataFrame:
     """Seed 000's table 2 for one target: a row per method and optimisation setting, with the paired speedup
     (against autoregressive decoding under the same switches) and the speedup against the reference row."""
-    frame = frame.sort_values(["method", "optimization.kv_cache", "optimization.attn", "setting"], kind="stable")
+    frame = frame.sort_values(["method", "optimization.kv_cache", "optimization.attn", "setting", "draft", "gamma"],
+                              kind="stable")
     mark = {True: "✓", False: "—"}
     return pd.DataFrame({
         "method": frame["method"],
@@ -167,12 +170,9 @@ def combined(frame: pd.DataFrame) -> pd.DataFrame:
 def combined_sections(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     if "reference_speedup" not in table:
         return []
-    cells = measured_cells(table)
-    cells = cells[cells["status"].eq("done") & cells["reference_speedup"].notna()]
-    keys = [c for c in COMBINED_GROUP if c in cells]
-    return [("Speculative decoding × optimisations (seed 000's table 2) · "
-             + title(dict(zip(keys, labels, strict=True))), combined(frame))
-            for labels, frame in cells.groupby(keys, dropna=False, sort=True)]
+    timed = table[table["status"].eq("done") & table["reference_speedup"].notna()]
+    return [("Speculative decoding × optimisations (seed 000's table 2) · " + title(labels), combined(frame))
+            for labels, frame in groups(timed, COMBINED_GROUP, free=("optimization.",))]
 
 
 def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[str, pd.DataFrame]]:

@@ -4,6 +4,7 @@ lossless under each, and the combinations a device cannot run give their one sen
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,6 +58,23 @@ def test_int8_replaces_every_linear_layer(saved):
     assert sum(isinstance(m, optimize.PerTokenInt8Linear) for m in quantized.modules()) == linears
     assert optimize.applied(quantized)["quantized_modules"] == ["PerTokenInt8Linear"]
     assert optimize.applied(plain)["quantized_modules"] == [] and not optimize.applied(plain)["compiled"]
+    assert optimize.num_parameters(quantized) == plain.num_parameters()  # packed weights still count
+
+
+def test_int8_quantises_gpt2s_conv1d_layers_too():
+    """GPT-2's attention and MLP are transformers' Conv1D (a Linear with weight [in, out]), not nn.Linear."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_positions=64)).eval()
+    ids = torch.randint(0, 96, (1, 10))
+    with torch.no_grad():
+        expected = model(ids).logits
+        optimize.quantize_int8_dynamic(model)
+        got = model(ids).logits
+    assert optimize.float_linears(model) == []
+    assert sum(isinstance(m, optimize.PerTokenInt8Linear) for m in model.modules()) == 2 * 4 + 1  # + LM head
+    assert torch.allclose(got, expected, atol=0.05 * expected.abs().max().item())
 
 
 def test_compile_compiles_the_forward(saved):
@@ -123,7 +141,7 @@ def test_per_token_int8_is_batch_invariant_where_torchs_per_tensor_scale_is_not(
         per_tensor = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear},
                                                             dtype=torch.qint8)[0]
     assert not rows_alone_equal_batch(per_tensor)
-    per_token = optimize.PerTokenInt8Linear(linear)
+    per_token = optimize.PerTokenInt8Linear(linear.weight, linear.bias)
     assert rows_alone_equal_batch(per_token)
     with torch.no_grad():  # and it still computes the layer
         assert torch.allclose(per_token(x), linear(x), rtol=0.05, atol=0.05 * linear(x).abs().max().item())
@@ -146,12 +164,25 @@ def check(overrides: list[str], device: torch.device = CPU) -> None:
     (["optimization.quantization=int4"], CPU, ["optimization.quantization='int4'", "int8-dynamic, bnb-8bit"]),
     (["+optimization.draft.quantization=bnb-4bit"], CPU, ["optimization.draft.quantization=bnb-4bit", "CUDA"]),
     (["+optimization.draft.kv_cache=false"], CPU, ["optimization.draft", "kv_cache", "attn, dtype"]),
+    (["optimization.compile=true", "optimization.compile_backend=inducter"], CPU,
+     ["optimization.compile_backend='inducter'", "inductor"]),
 ])
 def test_invalid_combinations_give_one_sentence(overrides, device, words):
     with pytest.raises(ConfigError) as error:
         check(overrides, device)
     message = str(error.value)
     assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_a_draft_override_is_not_checked_for_a_method_without_a_draft():
+    check(["method=autoregressive", "+optimization.draft.quantization=bnb-4bit"])
+
+
+def test_bettertransformer_and_sdpa_are_one_cell():
+    cells = [compose_config([f"optimization.attn={attn}"], Path("out")) for attn in ("bettertransformer", "sdpa")]
+    for cfg in cells:
+        optimize.canonicalize(cfg.optimization)
+    assert cells[0].optimization.attn == "sdpa" and job.cell_key(cells[0]) == job.cell_key(cells[1])
 
 
 def test_float16_on_cpu_is_allowed_with_a_warning():

@@ -154,3 +154,5 @@ def test_the_combined_table_has_both_speedups_labelled_apart():
     assert study.PAIRED != study.AGAINST_REFERENCE
     assert [h for h, _ in study.sections(table(rows))][1] == heading  # right after the optimum
     assert study.combined_sections(table([job()])) == []  # no reference row timed: no such table
+    longer = [row | {"bench.max_new_tokens": 16, "job": row["job"] + "-16", "key": row["key"] + "-16"} for row in rows]
+    assert len(study.combined_sections(table(rows + longer))) == 2  # another varying axis: another table
