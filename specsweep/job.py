@@ -113,8 +113,8 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     dev = device(cfg.device)
     method = cfg.method
-    models = families.load(cfg.model_family, cfg.draft if method.uses_draft else None, dev,
-                           optimize.settings(cfg.optimization))
+    settings = optimize.settings(cfg.optimization)
+    models = families.load(cfg.model_family, cfg.draft if method.uses_draft else None, dev, settings)
     examples = datasets.load_examples(cfg.dataset, models.tokenizer)
     prompts = [models.tokenizer(e.prompt, return_tensors="pt").input_ids.to(dev) for e in examples]
     calls = {method.name: method_call(cfg, models, dev), BASELINE: baseline_call(cfg, models, dev)}
@@ -124,7 +124,7 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
     compiling = optimize.Compilation()
     # Compiled forwards get a graph per input shape and cache state, and which ones a decode meets depends on the
     # prompt (acceptance decides the lengths): warming up on every prompt compiles what the timed calls meet.
-    compiled = any(setting.compile for setting in optimize.settings(cfg.optimization).values())
+    compiled = any(setting.compile for setting in settings.values())
     for prompt in prompts if compiled else prompts[:1]:
         warm_up(calls, prompt, cfg.bench.warmup)
     compile_seconds = compiling.seconds()
@@ -137,9 +137,10 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
             per_call[name][i].append(generation)
         progress.set_postfix(running_figures(per_call[method.name]))
     progress.close()
-    if compiling.seconds() > compile_seconds:
+    compile_seconds_timed = compiling.seconds() - compile_seconds
+    if compile_seconds_timed > 0:
         log.warning("torch.compile compiled during the timed calls (%.1f s): raise bench.warmup so that the "
-                    "timings exclude compilation", compiling.seconds() - compile_seconds)
+                    "timings exclude compilation", compile_seconds_timed)
 
     samples = sample_records(examples, per_call, method.name, models.tokenizer)
     summary, per_sample = score_quality(cfg, examples, samples, "output")
@@ -150,7 +151,7 @@ def measure_cell(cfg: DictConfig, out: Path, key: str) -> dict[str, Any]:
 
     metrics = timing_metrics(per_call, method.name, repeats) | summary
     caches = per_call[method.name][0][0].settings["cache"]  # role -> the KV cache class the loop used, or None
-    metrics |= {"compile_seconds": compile_seconds, "compile_seconds_timed": compiling.seconds() - compile_seconds}
+    metrics |= {"compile_seconds": compile_seconds, "compile_seconds_timed": compile_seconds_timed}
     metrics |= {f"{BASELINE_PREFIX}{name}": value for name, value in baseline_summary.items()}
     record = {
         "key": key,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,10 +47,10 @@ def canonicalize(opt: DictConfig) -> None:
 
 def settings(opt: DictConfig) -> dict[str, Setting]:
     """Role ("target", "draft") -> its Setting, aliases resolved."""
-    shared = Setting(**{key: opt[key] for key in PER_MODEL})
-    shared = replace(shared, attn=ATTN_ALIASES.get(shared.attn, shared.attn))
-    draft = replace(shared, **dict(opt.get("draft") or {}))
-    return {"target": shared, "draft": replace(draft, attn=ATTN_ALIASES.get(draft.attn, draft.attn))}
+    shared = {key: opt[key] for key in PER_MODEL}
+    roles = {"target": shared, "draft": shared | dict(opt.get("draft") or {})}
+    return {role: Setting(**switches | {"attn": ATTN_ALIASES.get(switches["attn"], switches["attn"])})
+            for role, switches in roles.items()}
 
 
 def validate(opt: DictConfig, device: torch.device, method: DictConfig) -> None:
@@ -147,8 +147,9 @@ def verify(model: torch.nn.Module, setting: Setting) -> None:
     wrong = [f"{key}={got[key]} (asked for {value})" for key, value in wanted.items() if got[key] != value]
     if (setting.quantization != "none") != bool(got["quantized_modules"]):
         wrong.append(f"quantized modules {got['quantized_modules']} (asked for quantization={setting.quantization})")
-    if setting.quantization == "int8-dynamic" and float_linears(model):
-        wrong.append(f"{len(float_linears(model))} linear layers left in float (asked for quantization=int8-dynamic)")
+    left = float_linears(model) if setting.quantization == "int8-dynamic" else []
+    if left:
+        wrong.append(f"{len(left)} linear layers left in float (asked for quantization=int8-dynamic)")
     if wrong:
         raise RuntimeError(f"the loaded {type(model).__name__} reports {'; '.join(wrong)}.")
 

@@ -46,6 +46,11 @@ def record_forward(stats: DecodeStats, role: str, index: int, seconds: float, fu
         stats.draft_seconds += seconds
 
 
+def cache_kind(cache: object) -> str | None:
+    """The class of a KV cache a model returned (None: no cache), to record what really ran."""
+    return None if cache is None else type(cache).__name__
+
+
 @dataclass
 class Runner:
     """A model with its KV cache (None when caching is off) and its share of the stats."""
@@ -61,11 +66,6 @@ class Runner:
     def cached(self) -> int:
         """How many leading tokens of the sequence the cache already holds."""
         return self.cache.get_seq_length() if self.cache is not None else 0
-
-    @property
-    def cache_kind(self) -> str | None:
-        """The class of the KV cache the model returned (None: no cache), to record what really ran."""
-        return None if self.cache is None else type(self.cache).__name__
 
     def forward(self, seq: torch.Tensor, keep: int, full: bool = False) -> torch.Tensor:
         """Logits of the last `keep` positions of seq: [1, L] -> [keep, V]. Feeds only what the cache lacks."""
@@ -159,7 +159,7 @@ def autoregressive(
     stats.seconds = time.perf_counter() - start
     stats.new_tokens = seq.shape[1] - prompt_length
     return Generation(seq[0, prompt_length:], stats, {"method": "autoregressive", "use_cache": use_cache,
-                                                      "cache": {"target": runner.cache_kind}})
+                                                      "cache": {"target": cache_kind(runner.cache)}})
 
 
 def fit_vocab(logits: torch.Tensor, size: int) -> torch.Tensor:
@@ -301,5 +301,5 @@ def speculative(
     stats.seconds = time.perf_counter() - start
     stats.new_tokens = seq.shape[1] - prompt_length
     settings = {"method": "speculative", "gamma": gamma, "use_cache": use_cache, "vocab": vocab,
-                "cache": {"target": m_p.cache_kind, "draft": m_q.cache_kind}}
+                "cache": {"target": cache_kind(m_p.cache), "draft": cache_kind(m_q.cache)}}
     return Generation(seq[0, prompt_length:], stats, settings)

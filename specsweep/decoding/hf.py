@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, PreTrainedModel
 
-from specsweep.decoding.engine import check_pair, check_request, eos_set, record_forward, synchronize
+from specsweep.decoding.engine import cache_kind, check_pair, check_request, eos_set, record_forward, synchronize
 from specsweep.decoding.sampling import Sampling
 from specsweep.decoding.stats import DecodeStats, Generation
 
@@ -81,8 +81,7 @@ def _counted_rounds(target: PreTrainedModel, stats: DecodeStats, max_length: int
             rejected = accepted < len(drafts) and len(kept) > accepted
             stats.record_round(len(drafts), accepted, rejected)
             update(input_ids, scores, num_matches)
-            draft_cache = getattr(generator, "assistant_kwargs", {}).get("past_key_values")
-            round_state["draft_cache"] = None if draft_cache is None else type(draft_cache).__name__
+            round_state["draft_cache"] = cache_kind(getattr(generator, "assistant_kwargs", {}).get("past_key_values"))
 
         generator.get_candidates = get_candidates_counted
         generator.update_candidate_strategy = update_counted
@@ -160,7 +159,7 @@ def _generate(
         stats.seconds = time.perf_counter() - start
     tokens = out.sequences[0, seq.shape[1] :]
     stats.new_tokens = tokens.numel()
-    cache = {"target": None if out.past_key_values is None else type(out.past_key_values).__name__}
+    cache = {"target": cache_kind(out.past_key_values)}
     if draft is not None:
         cache["draft"] = round_state.get("draft_cache")
     settings = {"method": method, "gamma": gamma, "use_cache": True, "cache": cache, **candidate_settings}
