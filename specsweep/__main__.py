@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        record = job.run(cfg, sweep_dir=Path(hydra_cfg.sweep.dir) if multirun else None)
+        metrics = job.run(cfg, sweep_dir=Path(hydra_cfg.sweep.dir) if multirun else None)
     except Exception as error:
         if cfg.fail_fast:
             raise
@@ -36,9 +36,10 @@ def main(cfg: DictConfig) -> float | None:
         if not multirun:
             sys.exit(1)
         return None
-    if record.get("skipped"):
-        log.info("%s: already measured in %s; not run again", cfg.output_dir, record.get("same_as") or "this directory")
-    return record["metrics"].get("speedup")
+    if metrics.get("skipped"):
+        where = metrics.get("same_as") or "this directory"
+        log.info("%s: already measured in %s; not run again", cfg.output_dir, where)
+    return metrics["metrics"].get("speedup")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     python -m specsweep.bench --family DIR [--gammas 1,3,5]
 
 The first form compares autoregressive, speculative and assisted decoding at one gamma. The second probes a
-built family (`python -m specsweep.embedded build`): speculative decoding with every draft at every gamma,
+built family (`python -m specsweep.models.embedded build`): speculative decoding with every draft at every gamma,
 on prompts cut from the held-out standard-library files.
 
 Methods run interleaved per prompt, in a fresh random order, after a warm-up, so machine noise hits all alike.
@@ -22,16 +22,17 @@ import argparse
 import copy
 import json
 import random
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM
 
-from specsweep import embedded, theory
+from specsweep import record, theory
+from specsweep.data.corpus import read_texts, stdlib_files
 from specsweep.decoding import DecodeStats, Generation, assisted, autoregressive, derive, speculative
-from specsweep.measure import interleave, warm_up
+from specsweep.decoding.measure import interleave, warm_up
+from specsweep.models import embedded
 
 
 def synthetic_pair(layers: int = 16, hidden: int = 128, vocab: int = 512, draft_layers: int = 1,
@@ -56,7 +57,7 @@ def synthetic_pair(layers: int = 16, hidden: int = 128, vocab: int = 512, draft_
 def heldout_prompts(recipe: embedded.Recipe, tokenizer, count: int, length: int, seed: int = 0
                     ) -> list[torch.Tensor]:
     """Windows of `length` tokens from the family's held-out standard-library files, which it never saw."""
-    texts = embedded.read_texts(embedded.stdlib_files(recipe, "heldout"))
+    texts = read_texts(stdlib_files("heldout", recipe.heldout_every, recipe.max_files))
     docs = [ids for ids in tokenizer(texts)["input_ids"] if len(ids) > 2 * length]
     rng = random.Random(seed)
     prompts = []
@@ -68,7 +69,9 @@ def heldout_prompts(recipe: embedded.Recipe, tokenizer, count: int, length: int,
 
 
 def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):7.2f} [{min(values):.2f}, {max(values):.2f}]"
+    """Median [min, max] of per-repeat values, as the study writes a spread."""
+    figures = record.spread("x", values)
+    return record.spread_text(figures["x"], figures["x_min"], figures["x_max"], unit="")
 
 
 def measure(methods: dict[str, Callable[[torch.Tensor], Generation]], prompts: list[torch.Tensor], repeats: int
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--family", type=Path, help="a built family directory: every draft at every --gammas")
     parser.add_argument("--gamma", type=int, default=3)
     parser.add_argument("--gammas", default="1,3,5", help="with --family")
-    # The default synthetic pair sits where the seed study's small drafts do: c about 0.1.
+    # The default synthetic pair sits where the small drafts of Hayashizaki et al. 2024 do: c about 0.1.
     parser.add_argument("--layers", type=int, default=16, help="synthetic target depth")
     parser.add_argument("--hidden", type=int, default=128, help="synthetic width")
     parser.add_argument("--vocab", type=int, default=512, help="synthetic vocabulary")

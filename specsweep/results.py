@@ -1,17 +1,17 @@
-"""A job's files: status.json, metrics.json and samples.jsonl, each written whole or not at all.
+"""A job's life on disk: status.json, metrics.json and samples.jsonl (their schema is `specsweep.record`),
+each written whole or not at all, and the provenance of its numbers.
 
-status.json is written last, so a job killed midway leaves "running" (or nothing), never a "done" beside
-partial results. A cell whose status is "done" is never measured again in the same sweep directory.
+status.json is written first ("running", with the cell) and last, so a job killed midway leaves "running",
+never a "done" beside partial results. A cell whose status is "done" is never measured again in the same sweep
+directory.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 import traceback
 from datetime import datetime, timezone
 from importlib import metadata
@@ -20,34 +20,20 @@ from typing import Any
 
 import torch
 
-STATUS, METRICS, SAMPLES = "status.json", "metrics.json", "samples.jsonl"
+from specsweep.record import (
+    METRICS_JSON,
+    SAMPLES,
+    STATUS,
+    MetricsRecord,
+    Sample,
+    Status,
+    read_status,
+    write_atomic,
+    write_json,
+)
+
 LIBRARIES = ("specsweep", "torch", "transformers", "tokenizers", "datasets", "evaluate", "hydra-core", "omegaconf",
              "wandb", "pandas")
-# Direction of the timing metrics (quality metrics declare theirs in specsweep.quality).
-HIGHER_IS_BETTER = {"speedup": True, "tokens_per_s": True, "ms_per_token": False, "acceptance_rate": True,
-                    "alpha": True, "tokens_per_round": True, "c": False, "predicted_speedup": True}
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same directory, flush it to disk, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
-                                     encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def read_status(job_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((job_dir / STATUS).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def find_done(out: Path, key: str, sweep_dir: Path | None) -> Path | None:
@@ -61,35 +47,34 @@ def find_done(out: Path, key: str, sweep_dir: Path | None) -> Path | None:
     return None
 
 
-def reuse(out: Path, done: Path, key: str) -> dict[str, Any]:
+def reuse(out: Path, done: Path, key: str, cell: dict[str, Any]) -> MetricsRecord:
     """The record of a cell already measured. For an identical sibling, a copy that says so (`same_as`)."""
-    record = json.loads((done / METRICS).read_text())
+    record: MetricsRecord = json.loads((done / METRICS_JSON).read_text())
     if done != out:
         record["same_as"] = done.name
-        write_json(out / METRICS, record)
-        write_json(out / STATUS, {"status": "done", "key": key, "same_as": done.name, "time": _now()})
+        write_json(out / METRICS_JSON, record)
+        write_json(out / STATUS, Status(status="done", key=key, cell=cell, same_as=done.name, time=_now()))
     record["skipped"] = True
     return record
 
 
-def start(out: Path, key: str) -> None:
+def start(out: Path, key: str, cell: dict[str, Any]) -> None:
     """Clear what an earlier, failed attempt left, then mark the job running."""
-    for name in (METRICS, SAMPLES):
+    for name in (METRICS_JSON, SAMPLES):
         (out / name).unlink(missing_ok=True)
-    write_json(out / STATUS, {"status": "running", "key": key, "time": _now()})
+    write_json(out / STATUS, Status(status="running", key=key, cell=cell, time=_now()))
 
 
-def fail(out: Path, key: str, error: BaseException) -> None:
-    write_json(out / STATUS, {
-        "status": "failed", "key": key, "time": _now(), "error": f"{type(error).__name__}: {error}",
-        "traceback": "".join(traceback.format_exception(error)),
-    })
+def fail(out: Path, key: str, cell: dict[str, Any], error: BaseException) -> None:
+    write_json(out / STATUS, Status(status="failed", key=key, cell=cell, time=_now(),
+                                    error=f"{type(error).__name__}: {error}",
+                                    traceback="".join(traceback.format_exception(error))))
 
 
-def finish(out: Path, record: dict[str, Any], samples: list[dict[str, Any]]) -> None:
+def finish(out: Path, record: MetricsRecord, samples: list[Sample]) -> None:
     write_atomic(out / SAMPLES, "".join(json.dumps(s, ensure_ascii=False, default=str) + "\n" for s in samples))
-    write_json(out / METRICS, record)
-    write_json(out / STATUS, {"status": "done", "key": record["key"], "time": _now()})
+    write_json(out / METRICS_JSON, record)
+    write_json(out / STATUS, Status(status="done", key=record["key"], cell=record["cell"], time=_now()))
 
 
 def provenance(device: torch.device) -> dict[str, Any]:

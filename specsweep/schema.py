@@ -1,6 +1,7 @@
 """Structured configs: the schema of every config group. The YAML files under conf/ fill them in, so a typo
-or a wrong type fails at composition with Hydra's own message. Semantic checks (a draft size the family
-lacks, gamma out of range) live in `specsweep.job.validate`, before any model loads."""
+or a wrong type fails at composition with Hydra's own message. `specsweep.cell` turns a composed config into
+these dataclasses (`OmegaConf.to_object`) and runs the semantic checks (a draft size the family lacks, gamma
+out of range) once, before any model loads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+# Top-level keys that say how a job runs, not what it measures: they are not part of a cell's identity (its
+# resume key), not axes of a study, and not in a job directory's name (conf/hydra/default.yaml reads this list
+# through the `specsweep.not_measured` resolver).
+NOT_MEASURED = ("logger", "fail_fast", "output_dir")
 
 
 @dataclass
@@ -45,11 +51,10 @@ class DatasetConfig:
 
 @dataclass
 class MethodConfig:
+    """What a method *can* do (draft, gamma, KV cache, compile) is registered beside its function in
+    `specsweep.decoding.METHODS`, not here: only the user's options are configurable."""
+
     name: str = MISSING  # a key of specsweep.decoding.METHODS
-    uses_draft: bool = False  # reads the top-level `draft`
-    uses_gamma: bool = False  # reads the top-level `gamma` (1..7)
-    needs_kv_cache: bool = False  # cannot run with optimization.kv_cache=false (transformers' generate-based ones)
-    compilable: bool = False  # optimization.compile=true is valid (our own loops; not transformers' generate())
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments (prompt_lookup: max_ngram)
 
 
@@ -65,6 +70,16 @@ class OptimizationConfig:
     compile: bool = False  # torch.compile the forwards (speculative, autoregressive); compile time not timed
     compile_backend: str = "inductor"  # torch.compile's backend; "eager" traces without generating code
     draft: dict[str, Any] = field(default_factory=dict)  # e.g. {quantization: none}: the draft differs here
+
+
+def setting_label(switches: dict[str, Any]) -> str:
+    """The optimisation switches (keys of OptimizationConfig, `draft.*` for the draft's) that differ from the
+    schema's defaults, as one label ("attn=eager, kv_cache=False"), so each combination is its own study group;
+    "default" when none differs."""
+    defaults = OptimizationConfig(name="default")
+    changed = {name: value for name, value in switches.items()
+               if name != "name" and value != getattr(defaults, name, None)}
+    return ", ".join(f"{name}={value}" for name, value in sorted(changed.items())) or "default"
 
 
 @dataclass
@@ -110,6 +125,8 @@ class Config:
 
 
 def register() -> None:
+    if not OmegaConf.has_resolver("specsweep.not_measured"):
+        OmegaConf.register_new_resolver("specsweep.not_measured", lambda *more: [*NOT_MEASURED, *more])
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
     for group, node in [("model_family", ModelFamilyConfig), ("dataset", DatasetConfig), ("method", MethodConfig),

@@ -1,7 +1,7 @@
 """Leviathan et al. (2023), section 3: what speculative decoding should gain for a given alpha, gamma and c.
 
 `python -m specsweep.theory` prints these predictions as a Markdown table; without --alpha/--gamma it
-reproduces seed 004's table (c = c_hat = 0).
+reproduces Leviathan et al. 2023's expected-speed table (c = c_hat = 0).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-GAMMAS = range(1, 8)  # the lookaheads a study sweeps (seed 000: 1, 3, 5, 7; seed 002: 1 to 7)
+GAMMAS = range(1, 8)  # the lookaheads a study sweeps (Hayashizaki et al. 2024: 1, 3, 5, 7; Liu et al. 2024: 1 to 7)
 
-# Seed 004 (Leviathan et al. 2023, table 1): the (alpha, gamma) pairs the paper priced at c = c_hat = 0.
+# Leviathan et al. 2023: the (alpha, gamma) pairs the paper priced at c = c_hat = 0.
 SEED_PAIRS = ((0.6, 2), (0.7, 3), (0.8, 2), (0.8, 5), (0.9, 2), (0.9, 10))
 
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m specsweep.theory",
         description="Leviathan et al. (2023) predictions: expected tokens per target forward, factor of arithmetic "
                     "operations, walltime speedup S and the best lookahead gamma_star in 1..7. Without --alpha and "
-                    "--gamma: seed 004's six (alpha, gamma) pairs; otherwise every alpha x gamma x c.",
+                    "--gamma: Leviathan et al.'s six (alpha, gamma) pairs; otherwise every alpha x gamma x c.",
     )
     # Strings, not type=float/int, so a bad value gets our message saying what is allowed.
     parser.add_argument("--alpha", nargs="+", metavar="A",

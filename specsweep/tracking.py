@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig
+
+from specsweep.record import MetricsRecord, Sample
+from specsweep.schema import LoggerConfig
+from specsweep.study.dashboard import wandb_table
 
 log = logging.getLogger(__name__)
 
@@ -36,61 +39,33 @@ def flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def log_job(cfg: DictConfig, record: dict[str, Any], samples: list[dict[str, Any]], job_dir: Path
+def log_job(logger: LoggerConfig, name: str, record: MetricsRecord, samples: list[Sample], job_dir: Path
             ) -> dict[str, str] | None:
-    """Log one finished job; return where the run went (its mode, id and directory), or None when off.
-    A logging failure is reported, not raised: the measurement is on disk either way."""
-    if cfg.logger.name == "none":
+    """Log one finished job as the run `name`; return where the run went (its mode, id and directory), or None
+    when off. A logging failure is reported, not raised: the measurement is on disk either way."""
+    if logger.name == "none":
         return None
     try:
-        return _log(cfg, record, samples, job_dir)
+        return _log(logger, name, record, samples, job_dir)
     except Exception as error:  # W&B's own errors are many and version-dependent
         log.warning("W&B logging failed, results are on disk only: %s", error)
         return {"error": f"{type(error).__name__}: {error}"}
 
 
-def _log(cfg: DictConfig, record: dict[str, Any], samples: list[dict[str, Any]], job_dir: Path) -> dict[str, str]:
+def _log(logger: LoggerConfig, name: str, record: MetricsRecord, samples: list[Sample], job_dir: Path
+         ) -> dict[str, str]:
     import wandb
 
     cell = record["cell"]
-    name = "-".join(str(v) for v in (cell["method"], cell["draft"], cell["gamma"] and f"g{cell['gamma']}") if v)
     with wandb.init(
-        project=cfg.logger.project, entity=cfg.logger.entity, group=cfg.logger.group or job_dir.parent.name,
-        job_type=cell["method"], name=name, tags=list(cfg.logger.tags), dir=job_dir, mode=mode(cfg.logger.mode),
+        project=logger.project, entity=logger.entity, group=logger.group or job_dir.parent.name,
+        job_type=cell["method"], name=name, tags=list(logger.tags), dir=job_dir, mode=mode(logger.mode),
         config=record["config"], reinit="create_new",
     ) as run:
         run.summary.update(flat("", record["metrics"]) | flat("cell/", cell))
         table = pd.DataFrame(samples).drop(columns=["quality", "accepted_per_position"], errors="ignore")
-        run.log({"samples": wandb.Table(dataframe=table.astype(str))})
+        quality = pd.DataFrame([sample["quality"] for sample in samples], index=table.index)
+        run.log({"samples": wandb_table(table.join(quality))})
         where = {"mode": run.settings.mode, "id": run.id, "dir": str(Path(run.dir).parent),
-                 "project": run.project, "entity": cfg.logger.entity, "group": run.group}
+                 "project": run.project, "entity": logger.entity, "group": run.group}
     return where
-
-
-def log_study(table: pd.DataFrame, sections: list[tuple[str, pd.DataFrame]], images: list[Path], out: Path) -> None:
-    """When the jobs were logged to W&B, one more run in their group holds the study: its tables and plots, so
-    the dashboard shows the study and not only per-job runs. Failures are reported, not raised."""
-    if "wandb_mode" not in table:
-        return
-    logged = table[table["wandb_mode"].isin(["online", "offline"])]
-    if logged.empty:
-        return
-    first = logged.iloc[0]
-    try:
-        import wandb
-
-        group = none_if_nan(first.get("wandb_group")) or out.name
-        with wandb.init(project=none_if_nan(first.get("wandb_project")) or "specsweep", group=group,
-                        entity=none_if_nan(first.get("wandb_entity")), job_type="study", name="study", dir=out,
-                        mode=first["wandb_mode"], reinit="create_new") as run:
-            run.log({"results": wandb.Table(dataframe=table.astype(str))}
-                    | {f"study/{heading}": wandb.Table(dataframe=frame.astype(str))
-                       for heading, frame in sections if not frame.empty}
-                    | {f"plots/{path.stem}": wandb.Image(str(path)) for path in images})
-        log.info("study logged to W&B run %s (%s) in group %s", run.id, first["wandb_mode"], group)
-    except Exception as error:  # W&B's own errors are many and version-dependent
-        log.warning("W&B logging of the study failed; it is on disk only: %s", error)
-
-
-def none_if_nan(value: Any) -> Any:
-    return None if value is None or (isinstance(value, float) and value != value) else value

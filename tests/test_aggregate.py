@@ -15,16 +15,14 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from specsweep import aggregate, results, study
+from specsweep import record
+from specsweep.study import aggregate
+from specsweep.study import tables as study
+from tests.helpers import ROOT
+from tests.helpers import sweep as multirun
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 GRID = ["draft=16K,37K,9M", "gamma=1,3"]  # 9M is not a size of the micro family: two cells fail
-
-
-def multirun(sweep_dir: Path, env: dict[str, str], *overrides: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "specsweep", "-m", "experiment=smoke", f"hydra.sweep.dir={sweep_dir}", *overrides]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +104,7 @@ def test_a_flag_marks_measured_far_from_predicted():
 
 def test_missing_cells_are_shown_not_dropped(copy_of):
     shutil.rmtree(next(copy_of.glob("*draft=37K,gamma=3*")))  # the job never ran
-    (next(copy_of.glob("*draft=16K,gamma=3*")) / results.STATUS).unlink()  # killed before its status
+    (next(copy_of.glob("*draft=16K,gamma=3*")) / record.STATUS).unlink()  # killed before its status
     table = aggregate.collect(copy_of)
     never = table[table["job"].str.startswith("(never launched)")]
     assert list(never["job"]) == ["(never launched) draft=37K,gamma=3"]  # planned in multirun.yaml
@@ -117,7 +115,7 @@ def test_missing_cells_are_shown_not_dropped(copy_of):
 
 
 def test_a_corrupt_metrics_file_is_reported_by_name_and_skipped(copy_of):
-    corrupt = next(copy_of.glob("*draft=37K,gamma=1*")) / results.METRICS
+    corrupt = next(copy_of.glob("*draft=37K,gamma=1*")) / record.METRICS_JSON
     corrupt.write_text('{"metrics": {"speedup": 1.')
     (next(copy_of.glob("*draft=9M,gamma=1*")) / ".hydra" / "config.yaml").write_text("draft: [unclosed\n")
     done = subprocess.run([sys.executable, "-m", "specsweep.aggregate", str(copy_of)], cwd=ROOT,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from specsweep import embedded
 from specsweep.bench import main, synthetic_pair
 from specsweep.decoding import autoregressive, derive, speculative
+from specsweep.models import embedded
 
 
 def test_bench_compares_the_three_methods(capsys):

@@ -6,7 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from tests.conftest import CONF, compose_config
+from tests.helpers import CONF, compose_config
 
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
 
@@ -34,7 +34,7 @@ def test_hub_families_use_the_seeds_exact_ids():
 
 def test_embedded_size_names_match_the_recipe():
     """The YAML lists sizes statically (validated before any build); the recipe must produce exactly those."""
-    from specsweep import embedded
+    from specsweep.models import embedded
 
     class Vocab:  # a model's size depends on the tokenizer only through its length
         eos_token_id = 0

@@ -16,9 +16,10 @@ import datasets
 import pytest
 from omegaconf import OmegaConf
 
-from specsweep import embedded
-from specsweep.datasets import Example, load_examples, truncate, validate
+from specsweep.data import corpus
+from specsweep.data.prompts import Example, load_examples, truncate, validate
 from specsweep.errors import ConfigError
+from specsweep.models import embedded
 from specsweep.schema import DatasetConfig
 
 XLSUM_TEMPLATE = "タイトル: {title}\nテキスト: {text}\n要約: "
@@ -71,8 +72,8 @@ def jsonl(tmp_path) -> Path:
 
 def test_stdlib_rows_come_only_from_heldout_files(stdlib_examples):
     root = Path(sysconfig.get_paths()["stdlib"])
-    heldout = {p.relative_to(root).as_posix() for p in embedded.stdlib_files(embedded.Recipe(), "heldout")}
-    train = {p.relative_to(root).as_posix() for p in embedded.stdlib_files(embedded.Recipe(), "train")}
+    heldout = {p.relative_to(root).as_posix() for p in corpus.stdlib_files("heldout")}
+    train = {p.relative_to(root).as_posix() for p in corpus.stdlib_files("train")}
     assert len(stdlib_examples) == 40
     for example in stdlib_examples:
         assert example.fields["path"] in heldout and example.fields["path"] not in train
@@ -202,7 +203,7 @@ OFFLINE_SCRIPT = """
 import json, shutil, sys
 from pathlib import Path
 import datasets
-from specsweep.datasets import load_examples
+from specsweep.data.prompts import load_examples
 from specsweep.errors import ConfigError
 from specsweep.schema import DatasetConfig
 

@@ -9,8 +9,9 @@ import sys
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from specsweep import embedded
+from specsweep.data import corpus
 from specsweep.decoding import autoregressive, speculative
+from specsweep.models import embedded
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +20,8 @@ def family(tmp_path_factory):
 
 
 def test_corpus_is_the_stdlib_without_tests_split_by_file():
-    train = embedded.stdlib_files(embedded.Recipe(), "train")
-    heldout = embedded.stdlib_files(embedded.Recipe(), "heldout")
+    train = corpus.stdlib_files("train")
+    heldout = corpus.stdlib_files("heldout")
     assert train == sorted(train) and heldout and not set(train) & set(heldout)
     assert all("test" not in path.parts and "tests" not in path.parts for path in train + heldout)
     assert 0.02 < len(heldout) / (len(train) + len(heldout)) < 0.1

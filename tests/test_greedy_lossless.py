@@ -99,7 +99,7 @@ def test_prompt_lookup_equals_autoregressive(target, prompts, expected):
 
 def test_draft_with_a_larger_embedding(target, prompts, expected):
     """Same tokenizer, padded embeddings (Pythia sizes differ so): the draft's extra ids are never proposed."""
-    from tests.conftest import tiny_model
+    from tests.helpers import tiny_model
 
     draft = tiny_model(seed=3, vocab=128)
     for prompt, tokens in zip(prompts, expected, strict=True):

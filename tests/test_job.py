@@ -6,27 +6,25 @@ import json
 
 import pytest
 
-from specsweep import job, results
+from specsweep import job, record
 from specsweep.errors import ConfigError
-from tests.conftest import compose_config
-
-FAST = ["model_family=embedded_micro", "logger=none", "dataset.num_samples=2", "bench.max_new_tokens=6",
-        "bench.repeats=2"]
+from tests.helpers import FAST, compose_config
 
 
 def test_a_cell_writes_complete_results(micro_env, tmp_path):
-    record = job.run(compose_config(FAST + ["draft=37K", "gamma=2"], tmp_path))
-    on_disk = json.loads((tmp_path / results.METRICS).read_text())
-    assert on_disk["key"] == record["key"] and results.read_status(tmp_path)["status"] == "done"
+    result = job.run(compose_config(FAST + ["draft=37K", "gamma=2"], tmp_path))
+    on_disk = json.loads((tmp_path / record.METRICS_JSON).read_text())
+    assert on_disk["key"] == result["key"] and record.read_status(tmp_path)["status"] == "done"
     metrics = on_disk["metrics"]
     for name in ["acceptance_rate", "alpha", "tokens_per_round", "c", "ms_per_token",
                  "tokens_per_s", "speedup", "speedup_min", "speedup_max", "predicted_speedup", "gamma_star",
                  "exact_match", "rouge1", "rouge2", "rougeL"]:
         assert metrics[name] is not None, name
+    assert set(metrics) <= set(record.metric_keys())  # every name it wrote is declared in the schema
     assert on_disk["counts"]["rounds"] > 0 and len(metrics["accepted_per_position"]) == 2
     assert metrics["speedup_min"] <= metrics["speedup"] <= metrics["speedup_max"]
     assert metrics["exact_match"] == 1.0  # greedy speculative output is the autoregressive output
-    samples = [json.loads(line) for line in (tmp_path / results.SAMPLES).read_text().splitlines()]
+    samples = [json.loads(line) for line in (tmp_path / record.SAMPLES).read_text().splitlines()]
     assert len(samples) == 2 and all(s["tokens_match"] and len(s["ms_per_token"]) == 2 for s in samples)
     provenance = on_disk["provenance"]
     assert provenance["versions"]["torch"] and provenance["threads"] >= 1 and provenance["device"] == "cpu"
@@ -49,7 +47,7 @@ def test_methods_that_ignore_draft_and_gamma_run_once_per_sweep(micro_env, tmp_p
     first = job.run(compose_config(FAST + ["method=autoregressive", "draft=16K", "gamma=1"], cells[0]), tmp_path)
     second = job.run(compose_config(FAST + ["method=autoregressive", "draft=37K", "gamma=3"], cells[1]), tmp_path)
     assert second["same_as"] == "a" and second["metrics"] == first["metrics"]
-    status = results.read_status(cells[1])
+    status = record.read_status(cells[1])
     assert status["status"] == "done" and status["same_as"] == "a"
 
 
@@ -71,14 +69,14 @@ def test_bad_input_fails_with_one_sentence_and_leaves_no_results(micro_env, tmp_
         job.run(compose_config(FAST + override, tmp_path))
     message = str(error.value)
     assert "\n" not in message and all(w in message for w in words), message
-    status = results.read_status(tmp_path)
+    status = record.read_status(tmp_path)
     assert status["status"] == "failed" and message in status["error"]
-    assert not (tmp_path / results.METRICS).exists() and not (tmp_path / results.SAMPLES).exists()
+    assert not (tmp_path / record.METRICS_JSON).exists() and not (tmp_path / record.SAMPLES).exists()
 
 
 def test_a_family_of_local_paths_loads_and_runs(micro_env, specsweep_home, tmp_path):
     """A hub-style family whose entries are directories: a saved micro family."""
-    from specsweep import families
+    from specsweep.models import families
 
     root = families.built_family("micro")
     cfg = compose_config(FAST + ["model_family=pythia", "dataset=stdlib_heldout", f"model_family.target={root}/target",

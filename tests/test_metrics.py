@@ -1,4 +1,5 @@
-"""The quality metrics (specsweep/metrics, loaded through specsweep.quality) and the sandbox pass@1 runs code in."""
+"""The quality metrics (specsweep/data/metrics, loaded through specsweep.data.quality) and the sandbox pass@1
+runs code in."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from omegaconf import OmegaConf
 
-from specsweep import quality
+from specsweep.data import quality
+from specsweep.data.sandbox import run_program
 from specsweep.errors import ConfigError
-from specsweep.sandbox import run_program
+from specsweep.schema import DatasetConfig
 
 ADD_PROMPT = "def add(a, b):\n"
 ADD_TEST = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n\ncheck(add)\n"
@@ -188,7 +189,7 @@ def test_pass_at_1_is_opt_in_and_needs_tests():
     summary, per_sample = quality.score(["pass_at_1"], ["    return a + b\n"], [""], [""], prompts=[ADD_PROMPT],
                                         tests=[ADD_TEST])
     assert summary == {} and per_sample == [{}]
-    quality.validate(OmegaConf.create({"metrics": ["pass_at_1"], "language": "code", "execute_code": False}))
+    quality.validate(DatasetConfig(metrics=["pass_at_1"], language="code", execute_code=False))
     with pytest.raises(ConfigError, match="unit test"):
         quality.score(["pass_at_1"], ["    return a + b\n"], [""], [""], prompts=[ADD_PROMPT], tests=[None],
                       execute_code=True)
@@ -198,7 +199,7 @@ def test_unknown_metric_and_language_are_config_errors():
     with pytest.raises(ConfigError, match=r"'bleu'.*exact_match, rouge, pass_at_1"):
         quality.score(["rouge", "bleu"], ["a"], ["a"], ["a"])
     with pytest.raises(ConfigError, match=r"en, ja, code.*'de'"):
-        quality.validate(OmegaConf.create({"metrics": ["rouge"], "language": "de", "execute_code": False}))
+        quality.validate(DatasetConfig(metrics=["rouge"], language="de", execute_code=False))
 
 
 def test_loads_with_the_hub_offline(monkeypatch):
@@ -212,7 +213,7 @@ def test_loads_in_a_fresh_cache_without_network(tmp_path):
     """evaluate reads HF_HOME at import and copies each script into it, so this needs a new interpreter."""
     script = (
         "import json\n"
-        "from specsweep import quality\n"
+        "from specsweep.data import quality\n"
         "print(json.dumps(quality.score(['exact_match', 'rouge'], ['a b'], ['a b'], ['a c'])[0]))\n"
     )
     # An unreachable proxy turns any attempt to reach the network into a failure.

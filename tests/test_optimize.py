@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from specsweep import families, job, optimize
-from specsweep.decoding import autoregressive, speculative
+from specsweep import cell, job
+from specsweep.decoding import METHODS, autoregressive, speculative
 from specsweep.errors import ConfigError
-from tests.conftest import compose_config, perturbed, tiny_model
+from specsweep.models import families, int8
+from specsweep.models import switches as optimize
+from tests.helpers import FAST, compose_config, perturbed, tiny_model
 
 MAX_NEW = 12
 CPU = torch.device("cpu")
@@ -35,7 +37,7 @@ def load(path: str, **switches) -> torch.nn.Module:
 
 
 def settings(*overrides: str) -> dict[str, optimize.Setting]:
-    return optimize.settings(compose_config(list(overrides)).optimization)
+    return optimize.settings(cell.typed(compose_config(list(overrides), Path("out"))).optimization)
 
 
 @pytest.mark.parametrize("asked,loaded", [("eager", "eager"), ("sdpa", "sdpa"), ("bettertransformer", "sdpa")])
@@ -55,7 +57,7 @@ def test_int8_replaces_every_linear_layer(saved):
     plain, quantized = load(saved["target"]), load(saved["target"], quantization="int8-dynamic")
     linears = sum(type(m) is torch.nn.Linear for m in plain.modules())
     assert linears > 0 and not any(type(m) is torch.nn.Linear for m in quantized.modules())
-    assert sum(isinstance(m, optimize.PerTokenInt8Linear) for m in quantized.modules()) == linears
+    assert sum(isinstance(m, int8.PerTokenInt8Linear) for m in quantized.modules()) == linears
     assert optimize.applied(quantized)["quantized_modules"] == ["PerTokenInt8Linear"]
     assert optimize.applied(plain)["quantized_modules"] == [] and not optimize.applied(plain)["compiled"]
     assert optimize.num_parameters(quantized) == plain.num_parameters()  # packed weights still count
@@ -70,10 +72,10 @@ def test_int8_quantises_gpt2s_conv1d_layers_too():
     ids = torch.randint(0, 96, (1, 10))
     with torch.no_grad():
         expected = model(ids).logits
-        optimize.quantize_int8_dynamic(model)
+        int8.quantize_int8_dynamic(model)
         got = model(ids).logits
-    assert optimize.float_linears(model) == []
-    assert sum(isinstance(m, optimize.PerTokenInt8Linear) for m in model.modules()) == 2 * 4 + 1  # + LM head
+    assert int8.float_linears(model) == []
+    assert sum(isinstance(m, int8.PerTokenInt8Linear) for m in model.modules()) == 2 * 4 + 1  # + LM head
     assert torch.allclose(got, expected, atol=0.05 * expected.abs().max().item())
 
 
@@ -141,15 +143,15 @@ def test_per_token_int8_is_batch_invariant_where_torchs_per_tensor_scale_is_not(
         per_tensor = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear},
                                                             dtype=torch.qint8)[0]
     assert not rows_alone_equal_batch(per_tensor)
-    per_token = optimize.PerTokenInt8Linear(linear.weight, linear.bias)
+    per_token = int8.PerTokenInt8Linear(linear.weight, linear.bias)
     assert rows_alone_equal_batch(per_token)
     with torch.no_grad():  # and it still computes the layer
         assert torch.allclose(per_token(x), linear(x), rtol=0.05, atol=0.05 * linear(x).abs().max().item())
 
 
 def check(overrides: list[str], device: torch.device = CPU) -> None:
-    cfg = compose_config(overrides)
-    optimize.validate(cfg.optimization, device, cfg.method)
+    spec = cell.typed(compose_config(overrides, Path("out")))
+    cell.check_optimization(spec.optimization, METHODS[spec.method.name], device)
 
 
 @pytest.mark.parametrize("overrides,device,words", [
@@ -179,10 +181,9 @@ def test_a_draft_override_is_not_checked_for_a_method_without_a_draft():
 
 
 def test_bettertransformer_and_sdpa_are_one_cell():
-    cells = [compose_config([f"optimization.attn={attn}"], Path("out")) for attn in ("bettertransformer", "sdpa")]
-    for cfg in cells:
-        optimize.canonicalize(cfg.optimization)
-    assert cells[0].optimization.attn == "sdpa" and job.cell_key(cells[0]) == job.cell_key(cells[1])
+    specs = [cell.typed(compose_config([f"optimization.attn={attn}"], Path("out")))
+             for attn in ("bettertransformer", "sdpa")]  # typed() resolves the alias
+    assert specs[0].optimization.attn == "sdpa" and cell.key(specs[0]) == cell.key(specs[1])
 
 
 def test_float16_on_cpu_is_allowed_with_a_warning():
@@ -194,8 +195,6 @@ def test_float16_on_cpu_is_allowed_with_a_warning():
 
 
 def test_a_job_records_what_was_applied_and_times_the_reference_row(micro_env, tmp_path):
-    from tests.test_job import FAST
-
     overrides = FAST + ["draft=37K", "gamma=2", "bench.reference=true", "optimization.quantization=int8-dynamic"]
     record = job.run(compose_config(overrides, tmp_path))
     metrics, applied = record["metrics"], record["applied"]
@@ -208,8 +207,6 @@ def test_a_job_records_what_was_applied_and_times_the_reference_row(micro_env, t
 
 
 def test_compilation_happens_in_the_warm_up_and_is_reported_apart(micro_env, tmp_path):
-    from tests.test_job import FAST
-
     overrides = FAST + ["draft=37K", "gamma=2", "optimization.compile=true", "optimization.compile_backend=eager"]
     record = job.run(compose_config(overrides, tmp_path))
     metrics = record["metrics"]

@@ -12,7 +12,7 @@ from scipy.stats import chisquare
 
 from specsweep.decoding import Sampling, engine, speculative
 from specsweep.decoding.sampling import logits_to_probs, sample
-from tests.conftest import perturbed, tiny_model
+from tests.helpers import perturbed, tiny_model
 
 VOCAB = 12
 PROMPT = torch.tensor([[3, 7, 1, 4]])

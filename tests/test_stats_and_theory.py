@@ -1,4 +1,4 @@
-"""Derived metrics follow ../shared/BRIEF.md section 2; the theory matches Leviathan et al. and seed 004."""
+"""Derived metrics follow their definitions in specsweep.record; the theory matches Leviathan et al. 2023."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from specsweep.decoding import DecodeStats, autoregressive, derive, speculative
 
 
 @pytest.mark.parametrize("alpha,gamma,speed", [
-    # Seed 004 (Leviathan et al., Table/Figure of expected speed with c ~ 0).
+    # Leviathan et al. 2023's expected speed with c ~ 0.
     (0.6, 2, 1.96), (0.7, 3, 2.53), (0.8, 2, 2.44), (0.8, 5, 3.69), (0.9, 2, 2.71), (0.9, 10, 6.86),
 ])
 def test_expected_tokens_matches_seed_004(alpha, gamma, speed):
@@ -23,7 +23,7 @@ def test_prediction_with_a_measured_verification_cost():
 
 
 def test_the_reference_study_should_have_found_gamma_3_for_29M():
-    """Brief section 3: alpha=0.593 and c=0.124 (seed 000, 29M at gamma 1) predict gamma*=3, about 1.57x."""
+    """alpha=0.593 and c=0.124 (Hayashizaki et al. 2024, 29M at gamma 1) predict gamma*=3, about 1.57x."""
     assert theory.predicted_speedup(0.593, 1, 0.124) == pytest.approx(1.42, abs=0.01)
     assert theory.gamma_star(0.593, 0.124) == 3
     assert theory.predicted_speedup(0.593, 3, 0.124) == pytest.approx(1.57, abs=0.01)

@@ -9,7 +9,8 @@ import itertools
 import pandas as pd
 import pytest
 
-from specsweep import aggregate, plots, study
+from specsweep.study import aggregate, plots
+from specsweep.study import tables as study
 
 
 def job(method: str = "speculative", draft: str | None = "1M", gamma: int | None = 3, status: str = "done",
@@ -134,8 +135,8 @@ def test_the_flag_marks_measured_far_from_predicted_and_lossy_greedy_output(spee
 
 
 def test_the_combined_table_has_both_speedups_labelled_apart():
-    """Seed 000's table 2: each method × KV cache × attention cell, with the paired speedup (same switches) and the
-    speedup against the unoptimised reference row as two labelled columns."""
+    """Hayashizaki et al. 2024, table 2: each method × KV cache × attention cell, with the paired speedup (same
+    switches) and the speedup against the unoptimised reference row as two labelled columns."""
     rows = []
     for method, kv, attn in itertools.product(["autoregressive", "speculative"], [False, True], ["eager", "sdpa"]):
         drafting = method == "speculative"
@@ -146,7 +147,8 @@ def test_the_combined_table_has_both_speedups_labelled_apart():
                             "reference_speedup": 2.0 if kv else 1.2, "reference_speedup_min": 1.0,
                             "reference_speedup_max": 3.0}))
     heading, combined = study.combined_sections(table(rows))[0]
-    assert heading == "Speculative decoding × optimisations (seed 000's table 2) · fam · data · greedy · cpu"
+    assert heading == ("Speculative decoding × optimisations (Hayashizaki et al. 2024, table 2) · fam · data · greedy"
+                       " · cpu")
     assert len(combined) == 8
     best = combined.iloc[-1]
     assert (best["method"], best["KV cache"], best["attention"]) == ("speculative", "✓", "sdpa")

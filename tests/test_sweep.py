@@ -10,16 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from specsweep import results
-from specsweep.aggregate import job_dirs
+from specsweep import record
+from specsweep.study.aggregate import job_dirs
+from tests.helpers import ROOT, sweep
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def sweep(sweep_dir: Path, env: dict[str, str], *overrides: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "specsweep", "-m", "experiment=smoke", f"hydra.sweep.dir={sweep_dir}", *overrides]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_multirun_writes_a_job_per_cell_resumes_and_survives_a_failing_cell(micro_env, tmp_path):
@@ -28,23 +23,23 @@ def test_multirun_writes_a_job_per_cell_resumes_and_survives_a_failing_cell(micr
     assert first.returncode == 1, first.stderr  # the sweep finished, but one size does not exist
     dirs = job_dirs(sweep_dir)
     assert len(dirs) == 6
-    statuses = {d.name: results.read_status(d)["status"] for d in dirs}
+    statuses = {d.name: record.read_status(d)["status"] for d in dirs}
     assert sorted(statuses.values()) == ["done"] * 4 + ["failed"] * 2
     failed = [d for d in dirs if statuses[d.name] == "failed"]
-    assert all("draft=9M" in d.name and "draft=9M is not a size" in results.read_status(d)["error"] for d in failed)
+    assert all("draft=9M" in d.name and "draft=9M is not a size" in record.read_status(d)["error"] for d in failed)
     for d in dirs:
         if statuses[d.name] == "done":
-            metrics = json.loads((d / results.METRICS).read_text())["metrics"]
+            metrics = json.loads((d / record.METRICS_JSON).read_text())["metrics"]
             assert metrics["speedup"] > 0 and metrics["alpha"] is not None and metrics["exact_match"] == 1.0
     table = pd.read_csv(sweep_dir / "results.csv")
     assert len(table) == 6 and (table["status"] == "done").sum() == 4
     assert "results.csv" in first.stdout and "4 of 6 jobs done" in first.stdout
 
     # The same command again: the four done cells are skipped; only the failing ones run (and fail) again.
-    times = {d.name: (d / results.METRICS).stat().st_mtime_ns for d in dirs if statuses[d.name] == "done"}
+    times = {d.name: (d / record.METRICS_JSON).stat().st_mtime_ns for d in dirs if statuses[d.name] == "done"}
     second = sweep(sweep_dir, micro_env, "draft=16K,37K,9M", "gamma=1,3")
     assert second.returncode == 1
-    assert times == {name: (sweep_dir / name / results.METRICS).stat().st_mtime_ns for name in times}
+    assert times == {name: (sweep_dir / name / record.METRICS_JSON).stat().st_mtime_ns for name in times}
 
 
 def test_wandb_offline_writes_a_run_per_job_with_summary_metrics(micro_env, tmp_path):
@@ -52,16 +47,16 @@ def test_wandb_offline_writes_a_run_per_job_with_summary_metrics(micro_env, tmp_
     done = sweep(tmp_path / "sweep", env, "logger=wandb", "draft=37K", "gamma=1,2")
     assert done.returncode == 0, done.stderr
     for job_dir in job_dirs(tmp_path / "sweep"):
-        record = json.loads((job_dir / results.METRICS).read_text())
-        assert record["wandb"]["mode"] == "offline"
-        run_dir = Path(record["wandb"]["dir"])
+        metrics = json.loads((job_dir / record.METRICS_JSON).read_text())
+        assert metrics["wandb"]["mode"] == "offline"
+        run_dir = Path(metrics["wandb"]["dir"])
         assert run_dir.is_relative_to(job_dir) and len(list(job_dir.glob("wandb/offline-run-*"))) == 1
         # The offline run log is protobuf records (W&B ships no Python reader for it any more): summary keys and
         # their JSON-encoded values are stored verbatim in it.
         (log,) = run_dir.glob("run-*.wandb")
         blob = log.read_bytes()
         for key in ["speedup", "alpha", "tokens_per_s"]:
-            assert key.encode() in blob and json.dumps(record["metrics"][key]).encode() in blob, key
+            assert key.encode() in blob and json.dumps(metrics["metrics"][key]).encode() in blob, key
         assert list(run_dir.glob("files/media/table/samples_*.table.json"))
 
 
@@ -85,4 +80,4 @@ def test_a_bad_single_run_exits_non_zero_with_its_sentence(micro_env, tmp_path, 
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert sentence in output and "Traceback" not in output, output
-    assert not (tmp_path / "run" / results.METRICS).exists()
+    assert not (tmp_path / "run" / record.METRICS_JSON).exists()

@@ -1,4 +1,4 @@
-"""`python -m specsweep.theory` reproduces seed 004's table (Leviathan et al. 2023) and prices a given grid."""
+"""`python -m specsweep.theory` reproduces Leviathan et al. 2023's expected-speed table and prices a given grid."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from specsweep import theory
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Seed 004: alpha, gamma, OPERATIONS, SPEED, all at c = c_hat = 0.
+# Leviathan et al. 2023: alpha, gamma, OPERATIONS, SPEED, all at c = c_hat = 0.
 SEED_004 = [
     (0.6, 2, 1.53, 1.96),
     (0.7, 3, 1.58, 2.53),

@@ -1,18 +1,12 @@
-"""The decoding engine: every number specsweep reports comes out of these functions. Usable without Hydra."""
+"""The decoding engine: every number specsweep reports comes out of these functions. Knows nothing of Hydra."""
 
 from specsweep.decoding.engine import autoregressive, speculative
 from specsweep.decoding.hf import assisted, prompt_lookup
+from specsweep.decoding.methods import METHODS, Method
 from specsweep.decoding.sampling import Sampling
 from specsweep.decoding.stats import DecodeStats, Generation, derive
 
-METHODS = {
-    "autoregressive": autoregressive,
-    "speculative": speculative,
-    "assisted": assisted,
-    "prompt_lookup": prompt_lookup,
-}
-
 __all__ = [
-    "METHODS", "DecodeStats", "Generation", "Sampling", "assisted", "autoregressive", "derive",
+    "METHODS", "DecodeStats", "Generation", "Method", "Sampling", "assisted", "autoregressive", "derive",
     "prompt_lookup", "speculative",
 ]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel
 
+from specsweep.decoding.methods import method
 from specsweep.decoding.sampling import Sampling, choose, logits_to_probs, sample
 from specsweep.decoding.stats import DecodeStats, Generation
 
@@ -132,6 +133,7 @@ def _cut_at_eos(tokens: list[int], eos: set[int]) -> list[int]:
     return tokens
 
 
+@method(compilable=True)
 @torch.inference_mode()
 def autoregressive(
     target: PreTrainedModel,
@@ -255,6 +257,7 @@ def check_pair(target: PreTrainedModel, draft: PreTrainedModel, tokenizers: tupl
             )
 
 
+@method(uses_draft=True, uses_gamma=True, compilable=True)
 @torch.inference_mode()
 def speculative(
     target: PreTrainedModel,

@@ -1,4 +1,4 @@
-"""transformers' own candidate decoding, instrumented: assisted generation (seed 002's AsG) and prompt lookup.
+"""transformers' own candidate decoding, instrumented: assisted generation (AsG in Liu et al. 2024) and prompt lookup.
 
 transformers exposes no acceptance counts, so we count where the brief says to: the candidate generator's
 `update_candidate_strategy(input_ids, scores, num_matches)` runs once per round, with scores of shape
@@ -16,6 +16,7 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel
 
 from specsweep.decoding.engine import cache_kind, check_pair, check_request, eos_set, record_forward, synchronize
+from specsweep.decoding.methods import method
 from specsweep.decoding.sampling import Sampling
 from specsweep.decoding.stats import DecodeStats, Generation
 
@@ -169,6 +170,7 @@ def _generate(
     return Generation(tokens, stats, settings)
 
 
+@method(uses_draft=True, uses_gamma=True, needs_kv_cache=True)
 def assisted(
     target: PreTrainedModel,
     draft: PreTrainedModel,
@@ -191,6 +193,7 @@ def assisted(
                      method="assisted", draft=draft)
 
 
+@method(uses_gamma=True, needs_kv_cache=True)
 def prompt_lookup(
     target: PreTrainedModel,
     input_ids: torch.Tensor,

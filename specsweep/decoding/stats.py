@@ -1,4 +1,4 @@
-"""What a decoding call counts, and the metrics derived from those counts (../shared/BRIEF.md, section 2)."""
+"""What a decoding call counts, and the metrics derived from those counts (defined in `specsweep.record`)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ class DecodeStats:
                 setattr(total, f.name, a + b)
         return total
 
+    @property
+    def ms_per_token(self) -> float | None:
+        """Wall time of the call(s) per new token; None before any token."""
+        return _ratio(1e3 * self.seconds, self.new_tokens)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -76,7 +81,7 @@ def derive(stats: DecodeStats, baseline: DecodeStats | None = None) -> dict[str,
         "acceptance_rate": _ratio(stats.accepted, stats.drafted),
         "alpha": _ratio(stats.accepted, stats.accepted + stats.rejections),
         "tokens_per_round": _ratio(stats.new_tokens, stats.rounds),
-        "ms_per_token": _ratio(1e3 * stats.seconds, stats.new_tokens),
+        "ms_per_token": stats.ms_per_token,
         "tokens_per_s": _ratio(stats.new_tokens, stats.seconds),
         "draft_ms_per_forward": _ratio(1e3 * stats.draft_seconds, stats.draft_forwards),
         "target_ms_per_forward": _ratio(1e3 * stats.target_seconds, stats.target_forwards),

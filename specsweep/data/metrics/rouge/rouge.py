@@ -6,7 +6,7 @@ code loses its operators (`a + b` and `a - b` become identical). So:
 - "ja": MeCab (fugashi with unidic-lite) surface forms, punctuation dropped as in "en";
 - "code": words and single symbol characters, case kept, since both carry meaning in code.
 
-This file is an `evaluate` module loaded by local path (specsweep.quality.load): evaluate copies it into its
+This file is an `evaluate` module loaded by local path (specsweep.data.quality.load): evaluate copies it into its
 cache and imports it from there, so it must not use relative imports.
 """
 
@@ -17,7 +17,8 @@ import datasets
 import evaluate
 from rouge_score import rouge_scorer
 
-LANGUAGES = ("en", "ja", "code")
+from specsweep.data.quality import LANGUAGES, mean
+
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 _DESCRIPTION = "ROUGE-1, ROUGE-2 and ROUGE-L F-measure (rouge_score), averaged over samples."
@@ -54,7 +55,7 @@ class Rouge(evaluate.Metric):
         result = {}
         for rouge_type in ROUGE_TYPES:
             per_sample = [score[rouge_type].fmeasure for score in scores]
-            result[rouge_type] = _mean(per_sample)
+            result[rouge_type] = mean(per_sample)
             result[f"{rouge_type}_per_sample"] = per_sample
         return result
 
@@ -94,8 +95,3 @@ def _scorer(language: str) -> rouge_scorer.RougeScorer:
     if language == "code":
         return rouge_scorer.RougeScorer(list(ROUGE_TYPES), tokenizer=CodeTokenizer())
     raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}.")
-
-
-def _mean(values: list[float]) -> float:
-    # No samples is "unknown", not "all wrong".
-    return sum(values) / len(values) if values else float("nan")

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import torch
-from omegaconf import DictConfig
 from transformers import PreTrainedModel
-from transformers.pytorch_utils import Conv1D
 
 from specsweep.errors import ConfigError
+from specsweep.models.compile import compile_forward
+from specsweep.models.int8 import PerTokenInt8Linear, float_linears, quantize_int8_dynamic
+
+if TYPE_CHECKING:
+    from specsweep.schema import OptimizationConfig
 
 ATTN = ("eager", "sdpa")
 # optimum's BetterTransformer for decoder models became transformers' SDPA attention (optimum deprecated it).
@@ -37,39 +40,33 @@ class Setting:
     compile_backend: str = "inductor"
 
 
-def canonicalize(opt: DictConfig) -> None:
+def canonicalize(opt: OptimizationConfig) -> None:
     """Aliases replaced by what they name, in the config itself: `attn=bettertransformer` and `attn=sdpa` are
     one cell (one identity, one setting label), not two."""
-    for switches in (opt, opt.get("draft") or {}):
-        if switches.get("attn") in ATTN_ALIASES:
-            switches["attn"] = ATTN_ALIASES[switches["attn"]]
+    opt.attn = ATTN_ALIASES.get(opt.attn, opt.attn)
+    if "attn" in opt.draft:
+        opt.draft["attn"] = ATTN_ALIASES.get(opt.draft["attn"], opt.draft["attn"])
 
 
-def settings(opt: DictConfig) -> dict[str, Setting]:
-    """Role ("target", "draft") -> its Setting, aliases resolved."""
-    shared = {key: opt[key] for key in PER_MODEL}
-    roles = {"target": shared, "draft": shared | dict(opt.get("draft") or {})}
-    return {role: Setting(**switches | {"attn": ATTN_ALIASES.get(switches["attn"], switches["attn"])})
-            for role, switches in roles.items()}
-
-
-def validate(opt: DictConfig, device: torch.device, method: DictConfig) -> None:
-    """One sentence per bad value; a dtype the device runs slowly is allowed, with a warning."""
-    unknown = sorted(set(opt.get("draft") or {}) - set(PER_MODEL))
+def settings(opt: OptimizationConfig) -> dict[str, Setting]:
+    """Role ("target", "draft") -> its Setting. Call `canonicalize` first."""
+    unknown = sorted(set(opt.draft) - set(PER_MODEL))
     if unknown:
         raise ConfigError(f"optimization.draft overrides {', '.join(unknown)}, which it cannot; it may override "
                           f"{', '.join(PER_MODEL)}.")
-    if method.needs_kv_cache and not opt.kv_cache:
-        raise ConfigError(f"optimization.kv_cache=false is invalid for method {method.name}, which needs the KV "
-                          f"cache; use method=speculative or autoregressive for a cell without it.")
-    roles = settings(opt)
-    check_setting(roles["target"], "optimization", device, method)
-    # One sentence (or warning) per bad value, not one per model; and none for a draft the method never loads.
-    if method.uses_draft and roles["draft"] != roles["target"]:
-        check_setting(roles["draft"], "optimization.draft", device, method)
+    target = Setting(**{key: getattr(opt, key) for key in PER_MODEL})
+    return {"target": target, "draft": replace(target, **opt.draft)}
 
 
-def check_setting(setting: Setting, param: str, device: torch.device, method: DictConfig) -> None:
+def check(roles: dict[str, Setting], device: torch.device) -> None:
+    """One sentence per bad value; a dtype the device runs slowly is allowed, with a warning. `roles` holds the
+    draft only when one will load; a draft that differs nowhere from the target is not checked twice."""
+    check_setting(roles["target"], "optimization", device)
+    if "draft" in roles and roles["draft"] != roles["target"]:
+        check_setting(roles["draft"], "optimization.draft", device)
+
+
+def check_setting(setting: Setting, param: str, device: torch.device) -> None:
     if setting.attn not in ATTN:
         raise ConfigError(f"{param}.attn={setting.attn!r} is invalid; it must be one of {', '.join(ATTN)} "
                           f"(or bettertransformer, an alias of sdpa).")
@@ -98,10 +95,6 @@ def check_setting(setting: Setting, param: str, device: torch.device, method: Di
         if setting.dtype != "float32":
             raise ConfigError(f"{param}.quantization=int8-dynamic needs dtype=float32 (torch's dynamic int8 Linear "
                               f"takes float32 activations), not dtype={setting.dtype}.")
-    if setting.compile and not method.compilable:
-        raise ConfigError(f"{param}.compile=true is invalid for method {method.name}, which runs transformers' "
-                          f"generate() with a candidate generator, where compiling the forwards is not valid; "
-                          f"compile works with method=speculative or autoregressive.")
     if setting.compile and setting.compile_backend not in torch._dynamo.list_backends(exclude_tags=()):
         raise ConfigError(f"{param}.compile_backend={setting.compile_backend!r} is not a torch.compile backend; "
                           f"this torch has {', '.join(torch._dynamo.list_backends())}.")
@@ -128,11 +121,7 @@ def prepare(model: torch.nn.Module, setting: Setting) -> torch.nn.Module:
     if setting.quantization == "int8-dynamic":
         quantize_int8_dynamic(model)
     if setting.compile:
-        # Target and draft share transformers' forward code object, and each (model, input shape class, cache
-        # state) is its own graph: the default limit of 8 would silently fall back to eager after a few.
-        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
-        setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))  # renamed in torch 2.6
-        model.compile(backend=setting.compile_backend, dynamic=True)
+        compile_forward(model, setting.compile_backend)
     verify(model, setting)
     return model
 
@@ -154,54 +143,6 @@ def verify(model: torch.nn.Module, setting: Setting) -> None:
         raise RuntimeError(f"the loaded {type(model).__name__} reports {'; '.join(wrong)}.")
 
 
-class PerTokenInt8Linear(torch.nn.Module):
-    """torch's dynamic int8 Linear (fbgemm, int8 weights with a scale per output channel), fed activations
-    quantised with a scale per token instead of one per tensor.
-
-    Why: torch's per-tensor activation scale is computed over every position of a forward, so the logits of
-    one position depend on the other tokens in the same forward, later ones included. A verification forward
-    over gamma+1 tokens then disagrees with one-token-at-a-time decoding and speculative decoding stops being
-    lossless. Per-token scales (torchao's and vLLM's int8 scheme) keep each position a function of its prefix.
-    The trick: each row is divided by its absolute maximum, so all rows lie in [-1, 1], and two constant inputs
-    +1 and -1 (with zero weights) pin the per-tensor range to exactly [-1, 1] whatever the batch holds.
-    """
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:  # weight: [out, in]
-        super().__init__()
-        self.out_features, self.in_features = weight.shape
-        padded = torch.nn.Linear(self.in_features + 2, self.out_features, bias=False)
-        with torch.no_grad():
-            padded.weight.zero_()
-            padded.weight[:, : self.in_features] = weight.detach().float()
-        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
-        with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice points to torchao
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.quantized = torch.ao.quantization.quantize_dynamic(
-                torch.nn.Sequential(padded), {torch.nn.Linear: qconfig}, dtype=torch.qint8)[0]
-        self.bias = None if bias is None else torch.nn.Parameter(bias.detach().float(), requires_grad=False)
-        self.register_buffer("pins", torch.tensor([1.0, -1.0]), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., in] -> [..., out]
-        scale = x.abs().amax(dim=-1, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)  # [..., 1]
-        y = self.quantized(torch.cat([x / scale, self.pins.expand(*x.shape[:-1], 2)], dim=-1)) * scale
-        return y if self.bias is None else y + self.bias
-
-
-def float_linears(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The model's unquantised linear layers: nn.Linear, and GPT-2's Conv1D (a Linear with weight [in, out])."""
-    return [m for m in model.modules() if type(m) in (torch.nn.Linear, Conv1D)]
-
-
-def quantize_int8_dynamic(model: torch.nn.Module) -> None:
-    """Every linear layer of the model (attention, MLP, LM head) becomes a PerTokenInt8Linear, in place."""
-    for module in list(model.modules()):
-        for child_name, child in list(module.named_children()):
-            if type(child) is torch.nn.Linear:
-                setattr(module, child_name, PerTokenInt8Linear(child.weight, child.bias))
-            elif type(child) is Conv1D:
-                setattr(module, child_name, PerTokenInt8Linear(child.weight.t(), child.bias))
-
-
 def num_parameters(model: PreTrainedModel) -> int:
     """Parameters as trained: int8 layers keep their weights packed, outside model.parameters()."""
     packed = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, PerTokenInt8Linear))
@@ -216,18 +157,3 @@ def applied(model: torch.nn.Module) -> dict[str, Any]:
             "quantized_modules": kinds, "compiled": getattr(model, "_compiled_call_impl", None) is not None}
 
 
-class Compilation:
-    """Seconds torch.compile has spent compiling since this object was made. torch has no public counter, so
-    this reads dynamo's own timing table (torch._dynamo.utils); 0 when nothing compiled."""
-
-    def __init__(self) -> None:
-        self.start = self.total()
-
-    @staticmethod
-    def total() -> float:
-        from torch._dynamo import utils
-
-        return sum(getattr(utils, "compilation_time_metrics", {}).get("_compile.compile_inner", []))
-
-    def seconds(self) -> float:
-        return self.total() - self.start

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from specsweep.decoding import Generation
+from specsweep.decoding.stats import Generation
 
 Method = Callable[[torch.Tensor, int], Generation]  # (prompt [1, S], call index) -> Generation
 

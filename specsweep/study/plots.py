@@ -1,7 +1,7 @@
 """The study's plots, one set per study group (see specsweep.study): PNG files for the sweep directory and the
 report, and the same figures for the notebook.
 
-- latency per token against gamma, a line per draft, the autoregressive baseline dashed (seed 002's figure);
+- latency per token against gamma, a line per draft, the autoregressive baseline dashed (Liu et al. 2024's figure);
 - speedup heatmap, draft x gamma;
 - alpha and c against draft parameters, on a log axis;
 - measured against predicted speedup, with the diagonal and the study's tolerance band.
@@ -16,14 +16,14 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global figure registry for a sweep to fill
 
-from specsweep import study
+from specsweep.study import tables
 
 
-def latency_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = study.TOLERANCE) -> Figure:
+def latency_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure:
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     done = finished(frame)
-    for draft in study.ordered_drafts(done):
+    for draft in tables.ordered_drafts(done):
         cells = done[done["draft"] == draft].sort_values("gamma")
         ax.plot(cells["gamma"], cells["ms_per_token"], marker="o", label=f"draft {draft}")
     if "baseline_ms_per_token" in done and not done.empty:
@@ -36,10 +36,10 @@ def latency_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = study
     return tight(fig)
 
 
-def speedup_heatmap(frame: pd.DataFrame, heading: str, tolerance: float = study.TOLERANCE) -> Figure:
+def speedup_heatmap(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure:
     done = finished(frame)
     pivot = done.pivot_table(index="draft", columns="gamma", values="speedup", aggfunc="median")
-    pivot = pivot.reindex([d for d in study.ordered_drafts(done) if d in pivot.index])
+    pivot = pivot.reindex([d for d in tables.ordered_drafts(done) if d in pivot.index])
     fig = Figure(figsize=(6.4, 1.6 + 0.5 * max(1, len(pivot))))
     ax = fig.subplots()
     span = max(0.05, float((pivot - 1).abs().max().max())) if not pivot.empty else 1.0
@@ -53,7 +53,7 @@ def speedup_heatmap(frame: pd.DataFrame, heading: str, tolerance: float = study.
     return tight(fig)
 
 
-def alpha_c_vs_params(frame: pd.DataFrame, heading: str, tolerance: float = study.TOLERANCE) -> Figure | None:
+def alpha_c_vs_params(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure | None:
     """alpha does not depend on gamma for a correct implementation, so each draft's points over gamma should
     coincide; they are drawn separately so that a drift with gamma is visible."""
     done = finished(frame).dropna(subset=["draft_params", "alpha"])
@@ -77,13 +77,13 @@ def alpha_c_vs_params(frame: pd.DataFrame, heading: str, tolerance: float = stud
     return tight(fig)
 
 
-def measured_vs_predicted(frame: pd.DataFrame, heading: str, tolerance: float = study.TOLERANCE) -> Figure | None:
+def measured_vs_predicted(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure | None:
     done = finished(frame).dropna(subset=["predicted_speedup", "speedup"])
     if done.empty:  # nothing to predict for a method without a draft model
         return None
     fig = Figure(figsize=(5.2, 5.0))
     ax = fig.subplots()
-    for draft in study.ordered_drafts(done):
+    for draft in tables.ordered_drafts(done):
         cells = done[done["draft"] == draft]
         ax.scatter(cells["predicted_speedup"], cells["speedup"], label=f"draft {draft}")
         for _, row in cells.iterrows():
@@ -106,14 +106,14 @@ PLOTS = {"latency_vs_gamma": latency_vs_gamma, "speedup_heatmap": speedup_heatma
          "alpha_c_vs_params": alpha_c_vs_params, "measured_vs_predicted": measured_vs_predicted}
 
 
-def figures(table: pd.DataFrame, tolerance: float = study.TOLERANCE) -> list[tuple[str, str, Figure]]:
+def figures(table: pd.DataFrame, tolerance: float = tables.TOLERANCE) -> list[tuple[str, str, Figure]]:
     """(file stem, heading, figure) for every plot of every study group with a finished cell; a plot with
     nothing to show for its group (alpha of a method without a draft) is left out."""
     out = []
-    for labels, frame in study.groups(table):
+    for labels, frame in tables.groups(table):
         if finished(frame).empty:
             continue
-        heading = study.title(labels)
+        heading = tables.title(labels)
         for name, plot in PLOTS.items():
             fig = plot(frame, heading, tolerance)
             if fig is not None:
@@ -121,7 +121,7 @@ def figures(table: pd.DataFrame, tolerance: float = study.TOLERANCE) -> list[tup
     return out
 
 
-def save(table: pd.DataFrame, directory: Path, tolerance: float = study.TOLERANCE) -> list[Path]:
+def save(table: pd.DataFrame, directory: Path, tolerance: float = tables.TOLERANCE) -> list[Path]:
     """Write every figure as a PNG under `directory`, replacing an earlier aggregation's; return the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.png"):

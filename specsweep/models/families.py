@@ -11,14 +11,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from huggingface_hub import constants as hub_constants
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from specsweep import embedded, optimize
 from specsweep.errors import ConfigError
-from specsweep.schema import ModelFamilyConfig
+from specsweep.models import embedded, switches
+
+if TYPE_CHECKING:
+    from specsweep.schema import ModelFamilyConfig
 
 log = logging.getLogger(__name__)
 SOURCES = ("hub", "embedded")
@@ -33,6 +36,10 @@ class Models:
     draft_tokenizer: PreTrainedTokenizerBase | None
     locations: dict[str, str]  # role -> the id or directory it was loaded from
     load_seconds: float
+
+    def loaded(self) -> dict[str, PreTrainedModel]:
+        """Role -> model, for the models that were loaded."""
+        return {role: model for role, model in (("target", self.target), ("draft", self.draft)) if model is not None}
 
 
 def validate(family: ModelFamilyConfig, draft: str | None) -> None:
@@ -62,7 +69,7 @@ def locate(family: ModelFamilyConfig, draft: str | None) -> dict[str, str]:
 
 @functools.cache
 def built_family(recipe: str) -> Path:
-    path = embedded.home() / "families" / f"embedded-{RECIPES[recipe].key()}"
+    path = embedded.family_dir(RECIPES[recipe])
     if not embedded.is_complete(path):
         log.info("Building the embedded model family (%s recipe) into %s: once, about 11 minutes on 2 CPU cores "
                  "for the full recipe", recipe, path)
@@ -70,15 +77,15 @@ def built_family(recipe: str) -> Path:
 
 
 def load(family: ModelFamilyConfig, draft: str | None, device: torch.device,
-         settings: dict[str, optimize.Setting] | None = None) -> Models:
+         settings: dict[str, switches.Setting] | None = None) -> Models:
     """The target, and the draft of size `draft` when given, on `device`, in eval mode, each loaded and
-    prepared as its optimize.Setting says (role -> Setting; default: float32 SDPA, nothing else)."""
+    prepared as its switches.Setting says (role -> Setting; default: float32 SDPA, nothing else)."""
     start = time.perf_counter()
     where = locate(family, draft)
     models, tokenizers = {}, {}
     for role, location in where.items():
         with explain_missing(location, "model_family.target" if role == "target" else f"model_family.drafts.{draft}"):
-            setting = (settings or {}).get(role, optimize.Setting())
+            setting = (settings or {}).get(role, switches.Setting())
             models[role] = load_model(location, family.revision, family.trust_remote_code, str(device), setting)
             tokenizers[role] = load_tokenizer(location, family.revision, family.trust_remote_code)
     return Models(models["target"], models.get("draft"), tokenizers["target"], tokenizers.get("draft"), where,
@@ -89,13 +96,13 @@ def load(family: ModelFamilyConfig, draft: str | None, device: torch.device,
 # maxsize 4: a target, its unoptimised reference copy (bench.reference) and two drafts.
 @functools.lru_cache(maxsize=4)
 def load_model(location: str, revision: str | None, trust_remote_code: bool, device: str,
-               setting: optimize.Setting) -> PreTrainedModel:
-    kwargs = optimize.load_kwargs(setting, torch.device(device))
+               setting: switches.Setting) -> PreTrainedModel:
+    kwargs = switches.load_kwargs(setting, torch.device(device))
     model = AutoModelForCausalLM.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code,
                                                  **kwargs)
     if "device_map" not in kwargs:
         model = model.to(device)
-    return optimize.prepare(model.eval(), setting)
+    return switches.prepare(model.eval(), setting)
 
 
 @functools.lru_cache(maxsize=3)

@@ -5,14 +5,15 @@ prompt + truncated completion + "\\n" + reference, where the reference is the pr
 `check(<entry_point>)`. Programs run in a child process via specsweep.sandbox, never in this one: they are
 model-written code.
 
-This file is an `evaluate` module loaded by local path (specsweep.quality.load): evaluate copies it into its
+This file is an `evaluate` module loaded by local path (specsweep.data.quality.load): evaluate copies it into its
 cache and imports it from there, so it must not use relative imports.
 """
 
 import datasets
 import evaluate
 
-from specsweep.sandbox import run_program
+from specsweep.data.quality import mean
+from specsweep.data.sandbox import run_program
 
 # Where a model that has finished the function body starts on something else (the usual HumanEval set).
 STOP_SEQUENCES = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
@@ -53,7 +54,7 @@ class PassAt1(evaluate.Metric):
                              f"for {len(predictions)} predictions.")
         passed = [run_program(program(prompt, completion, test), timeout=timeout)
                   for prompt, completion, test in zip(prompts, predictions, references, strict=True)]
-        return {"pass_at_1": _mean(passed), "pass_at_1_per_sample": passed}
+        return {"pass_at_1": mean(passed), "pass_at_1_per_sample": passed}
 
 
 def truncate(completion: str) -> str:
@@ -64,8 +65,3 @@ def truncate(completion: str) -> str:
 
 def program(prompt: str, completion: str, test: str) -> str:
     return prompt + truncate(completion) + "\n" + test
-
-
-def _mean(values: list) -> float:
-    # No samples is "unknown", not "all wrong".
-    return sum(values) / len(values) if values else float("nan")

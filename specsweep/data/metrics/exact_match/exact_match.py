@@ -4,12 +4,14 @@ specsweep passes the autoregressive output as the reference, so this is "exact m
 output": under greedy decoding speculative decoding is lossless, and anything below 1.0 is a bug or a numerical
 divergence worth a look.
 
-This file is an `evaluate` module loaded by local path (specsweep.quality.load): evaluate copies it into its
+This file is an `evaluate` module loaded by local path (specsweep.data.quality.load): evaluate copies it into its
 cache and imports it from there, so it must not use relative imports.
 """
 
 import datasets
 import evaluate
+
+from specsweep.data.quality import mean
 
 _DESCRIPTION = "The fraction of predictions that are character-for-character identical to their reference."
 
@@ -39,9 +41,4 @@ class ExactMatch(evaluate.Metric):
 
     def _compute(self, predictions: list[str], references: list[str]) -> dict:
         matches = [prediction == reference for prediction, reference in zip(predictions, references, strict=True)]
-        return {"exact_match": _mean(matches), "exact_match_per_sample": matches}
-
-
-def _mean(values: list) -> float:
-    # No samples is "unknown", not "all wrong".
-    return sum(values) / len(values) if values else float("nan")
+        return {"exact_match": mean(matches), "exact_match_per_sample": matches}

@@ -15,8 +15,6 @@ Each row is a dict of fields. `truncate` cuts fields to a number of target token
 `str.format`-ed over the row to make the prompt, and `reference_field` names the text quality is scored
 against. Finally `num_samples` rows are drawn with `seed`.
 
-`import datasets` below is the Hugging Face library, not this module: imports are absolute, and this module
-is `specsweep.datasets`. (Only running this file as a script, with specsweep/ on sys.path, would shadow it.)
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import logging
 import random
 import re
 import string
-import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +33,7 @@ import datasets
 import huggingface_hub.constants
 from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
 
+from specsweep.data import corpus
 from specsweep.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -128,6 +126,11 @@ def load_examples(cfg: DatasetConfig, tokenizer: PreTrainedTokenizerBase | None 
     `tokenizer` (the target's) is needed only when `cfg.truncate` is set.
     """
     validate(cfg)
+    return read_examples(cfg, tokenizer)
+
+
+def read_examples(cfg: DatasetConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> list[Example]:
+    """`load_examples` for a config that `validate` has already passed (a job checks it once, at its start)."""
     if cfg.truncate and tokenizer is None:
         raise ConfigError(f"dataset.truncate={dict(cfg.truncate)!r} needs the target's tokenizer, but none was "
                           "given; pass the tokenizer or set dataset.truncate={}.")
@@ -216,12 +219,10 @@ def stdlib_rows(prefix_lines: int, continuation_lines: int) -> list[dict[str, An
     The windows tile each file without overlap, from an offset derived from the file's path (so prompts do not
     all open on a module docstring); windows whose prefix or continuation is mostly blank are skipped. The
     list depends only on the interpreter's standard library and the two lengths, never on a seed."""
-    from specsweep import embedded  # imports torch: only this source needs it
-
     # The hash split is per path, so any recipe's held-out files are (a subset of) these.
-    root = Path(sysconfig.get_paths()["stdlib"])
+    root = corpus.stdlib_root()
     rows, longest = [], 0
-    for path in embedded.stdlib_files(embedded.Recipe(), "heldout"):
+    for path in corpus.stdlib_files("heldout"):
         relative = path.relative_to(root).as_posix()
         text = path.read_text(encoding="utf-8", errors="replace")
         lines = io.StringIO(text, newline="\n").readlines()  # only "\n" ends a line: not str.splitlines' \f

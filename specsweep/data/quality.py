@@ -1,12 +1,12 @@
 """Output quality of a sweep job: exact match with the autoregressive output, ROUGE, pass@1.
 
-The metrics are `evaluate` modules shipped in specsweep/metrics and loaded by local path: `evaluate.load("rouge")`
+The metrics are `evaluate` modules shipped in specsweep/data/metrics and loaded by local path: `evaluate.load("rouge")`
 would fetch from the Hub, which fails offline and could change under us.
 
 pass@1 executes model-written code (in a child process, see specsweep.sandbox), so it is opt-in: a dataset lists
 it among the metrics that apply, and it runs only with `execute_code=True` (`dataset.execute_code=true`); without
-it, pass@1 is left out and the job says so. Call `validate` when the job starts so a bad configuration fails
-before any generation is spent.
+it, pass@1 is left out and the job says so. A job calls `validate` once, when it starts, so a bad configuration
+fails before any generation is spent, and then `compute`; `score` is both in one call.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from specsweep import record
 from specsweep.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,8 +31,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "rouge": ("rouge1", "rouge2", "rougeL"),
     "pass_at_1": ("pass_at_1",),
 }
-HIGHER_IS_BETTER: dict[str, bool] = {key: True for keys in KEYS.values() for key in keys}
-LANGUAGES = ("en", "ja", "code")
+HIGHER_IS_BETTER: dict[str, bool] = {key: record.METRICS[key].higher_is_better for keys in KEYS.values()
+                                     for key in keys}
+LANGUAGES = ("en", "ja", "code")  # ROUGE's tokenisers (specsweep/data/metrics/rouge)
 
 
 @functools.cache
@@ -47,7 +49,7 @@ def load(name: str) -> evaluate.EvaluationModule:
 
 def validate(dataset: DatasetConfig) -> None:
     """Raise ConfigError if `score` would reject `dataset`'s metrics, language and execute_code. Cheap (no
-    evaluate import), so call it before generating. `dataset` may be the DictConfig Hydra builds from it."""
+    evaluate import), so call it before generating."""
     _validate(list(dataset.metrics), language=dataset.language, execute_code=dataset.execute_code)
 
 
@@ -84,6 +86,22 @@ def score(
     Keys are those in KEYS for the requested names; a summary is NaN when there are no samples.
     """
     _validate(names, language=language, execute_code=execute_code)
+    return compute(names, outputs, baseline_outputs, references, language=language, prompts=prompts, tests=tests,
+                   execute_code=execute_code)
+
+
+def compute(
+    names: list[str],
+    outputs: list[str],
+    baseline_outputs: list[str],
+    references: list[str],
+    *,
+    language: str = "en",
+    prompts: list[str] | None = None,
+    tests: list[str | None] | None = None,
+    execute_code: bool = False,
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """`score` for metrics that `validate` has already passed."""
     summary: dict[str, float] = {}
     per_sample: list[dict[str, float]] = [{} for _ in outputs]
     for name in dict.fromkeys(applicable(names, execute_code)):  # ordered and without repeats
@@ -109,6 +127,11 @@ def _compute(name: str, outputs: list[str], *, baseline_outputs: list[str], refe
     else:
         inputs = {"references": tests, "prompts": prompts}
     return load(name).compute(predictions=outputs, **inputs)
+
+
+def mean(values: list) -> float:
+    """The metric modules' average: no samples is "unknown" (NaN), not "all wrong"."""
+    return sum(values) / len(values) if values else float("nan")
 
 
 def _check_names(names: list[str]) -> None:

@@ -1,9 +1,10 @@
 """The draft-scale x lookahead optimality study of a sweep, as tables.
 
-Input is the tidy table of `specsweep.aggregate.collect` (one row per job). A study *group* is everything a
+Input is the tidy table of `specsweep.study.aggregate.collect` (one row per job). A study *group* is everything a
 speedup is comparable within: one target (model family), dataset, method, optimisation setting, sampling
-temperature and machine. Per group, `grid` gives seed 000's table (draft x gamma) with Leviathan's prediction
-beside the measurement; `optimum` gives seed 002's table (the best draft and gamma per target).
+temperature and machine. Per group, `grid` gives Hayashizaki et al. 2024's table 1 (draft x gamma) with
+Leviathan's prediction beside the measurement; `optimum` gives Liu et al. 2024's table (the best draft and
+gamma per target).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
+
+from specsweep import record
 
 # Measured and predicted speedup disagree when their ratio is outside 1 +- TOLERANCE. Leviathan's S prices a
 # (gamma+1)-token verification at one target step, which a CPU does not deliver (it costs 1.1-1.6 steps here),
@@ -24,7 +27,7 @@ CELL = ["draft", "gamma"]
 QUALITY = {"rougeL": "ROUGE-L", "pass_at_1": "pass@1"}
 
 
-NO_DRAFT, NO_LOOKAHEAD = "—", 0  # the draft and gamma of a method that has none (seed 002 writes K = 0)
+NO_DRAFT, NO_LOOKAHEAD = "—", 0  # the draft and gamma of a method that has none (Liu et al. 2024 write K = 0)
 
 
 def measured_cells(table: pd.DataFrame) -> pd.DataFrame:
@@ -78,8 +81,9 @@ def title(labels: dict[str, Any]) -> str:
 
 
 def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
-    """Seed 000's table for one group: a row per draft x gamma, drafts by size. Cells of the grid (every draft
-    of the group at every gamma of the group) that no job measured are rows with status `missing`."""
+    """Hayashizaki et al. 2024, table 1, for one group: a row per draft x gamma, drafts by size. Cells of the
+    grid (every draft of the group at every gamma of the group) that no job measured are rows with status
+    `missing`."""
     frame = frame.copy()
     drafts = ordered_drafts(frame)
     gammas = sorted(frame["gamma"].unique())
@@ -111,7 +115,7 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
 
 
 def optimum(table: pd.DataFrame) -> pd.DataFrame:
-    """Seed 002's table: per target, setting and method, the measured best (draft, gamma) and its speedup, the
+    """Liu et al. 2024's table: per target, setting and method, the measured best (draft, gamma) and its speedup, the
     best cell by Leviathan's prediction, and the target/draft parameter ratio ("scaling")."""
     return best_cells(list(groups(table)))
 
@@ -141,16 +145,17 @@ def best_cells(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-# bench.reference: the columns of seed 000's table 2, where every cell is also timed against the unoptimised
-# autoregressive reference row (eager attention, no KV cache). Its grouping leaves out method and setting.
+# bench.reference: the columns of Hayashizaki et al. 2024, table 2, where every cell is also timed against the
+# unoptimised autoregressive reference row (eager attention, no KV cache). Its grouping leaves out method and setting.
 COMBINED_GROUP = ["model_family", "dataset", "sampling.temperature", "hardware"]
 PAIRED = "speedup vs autoregressive, same switches (paired)"
 AGAINST_REFERENCE = "speedup vs unoptimised autoregressive (reference row)"
 
 
 def combined(frame: pd.DataFrame) -> pd.DataFrame:
-    """Seed 000's table 2 for one target: a row per method and optimisation setting, with the paired speedup
-    (against autoregressive decoding under the same switches) and the speedup against the reference row."""
+    """Hayashizaki et al. 2024, table 2, for one target: a row per method and optimisation setting, with the
+    paired speedup (against autoregressive decoding under the same switches) and the speedup against the
+    reference row."""
     frame = frame.sort_values(["method", "optimization.kv_cache", "optimization.attn", "setting", "draft", "gamma"],
                               kind="stable")
     mark = {True: "✓", False: "—"}
@@ -171,7 +176,8 @@ def combined_sections(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     if "reference_speedup" not in table:
         return []
     timed = table[table["status"].eq("done") & table["reference_speedup"].notna()]
-    return [("Speculative decoding × optimisations (seed 000's table 2) · " + title(labels), combined(frame))
+    heading = "Speculative decoding × optimisations (Hayashizaki et al. 2024, table 2) · "
+    return [(heading + title(labels), combined(frame))
             for labels, frame in groups(timed, COMBINED_GROUP, free=("optimization.",))]
 
 
@@ -250,7 +256,7 @@ def quality_deltas(frame: pd.DataFrame) -> dict[str, pd.Series]:
 def spread(row: pd.Series, name: str = "speedup") -> str:
     if pd.isna(row.get(name)):
         return ""
-    return f"{row[name]:.2f}× [{row[f'{name}_min']:.2f}, {row[f'{name}_max']:.2f}]"
+    return record.spread_text(row[name], row[f"{name}_min"], row[f"{name}_max"])
 
 
 def scaling(row: pd.Series) -> str:
@@ -259,15 +265,7 @@ def scaling(row: pd.Series) -> str:
 
 
 def params(count: Any) -> str:
-    """6911616 -> 6.9M (parameter counts as the seeds name them)."""
-    if count is None or pd.isna(count):
-        return ""
-    count = float(count)
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if count >= size:
-            value = count / size
-            return f"{value:.{1 if value < 10 else 0}f}{unit}"
-    return str(int(count))
+    return "" if count is None or pd.isna(count) else record.count_label(float(count))
 
 
 def number(frame: pd.DataFrame, column: str, spec: str) -> pd.Series:

@@ -1,6 +1,6 @@
 """The embedded model family: GPT-NeoX models trained offline on the running interpreter's standard library.
 
-    python -m specsweep.embedded build [--micro]     # build (or find) the family, print where it is
+    python -m specsweep.models.embedded build [--micro]     # build (or find) the family, print where it is
 
 The family is built once per recipe and cached under $SPECSWEEP_HOME (default ~/.cache/specsweep), in
 Hugging Face format, so it loads through the same `from_pretrained` code as hub models. A byte-level BPE
@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import hashlib
 import json
 import math
 import os
 import shutil
-import sysconfig
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +29,9 @@ from filelock import FileLock
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm import tqdm
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+
+from specsweep.data.corpus import corpus_digest, read_texts, stdlib_files
+from specsweep.record import count_label
 
 EOS = "<|endoftext|>"
 MANIFEST = "family.json"
@@ -64,7 +65,8 @@ class Recipe:
         """Everything that changes the weights: this recipe, the training code's version, the libraries that
         train, and the corpus itself (the running interpreter's standard library differs between builds)."""
         versions = [FORMAT_VERSION, torch.__version__, transformers.__version__, tokenizers.__version__]
-        blob = json.dumps([dataclasses.asdict(self), versions, corpus_digest(self)], sort_keys=True)
+        corpus = corpus_digest(self.heldout_every, self.max_files)
+        blob = json.dumps([dataclasses.asdict(self), versions, corpus], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @classmethod
@@ -82,36 +84,12 @@ def home() -> Path:
     return Path(os.environ.get("SPECSWEEP_HOME", Path.home() / ".cache" / "specsweep"))
 
 
-# --- corpus ---------------------------------------------------------------------------------------------
-
-def stdlib_files(recipe: Recipe, split: str) -> list[Path]:
-    """The interpreter's standard-library sources in a fixed order, without tests; split "train" or "heldout"."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(
-        path for path in root.rglob("*.py")
-        if not {"site-packages", "test", "tests", "idle_test"} & set(path.relative_to(root).parts)
-    )[: recipe.max_files]
-
-    def heldout(path: Path) -> bool:
-        digest = hashlib.sha256(path.relative_to(root).as_posix().encode()).digest()
-        return int.from_bytes(digest[:4], "big") % recipe.heldout_every == 0
-
-    return [path for path in files if heldout(path) == (split == "heldout")]
+def family_dir(recipe: Recipe, root: Path | None = None) -> Path:
+    """Where a recipe's family is cached: one directory per recipe hash."""
+    return (root or home()) / "families" / f"embedded-{recipe.key()}"
 
 
-def read_texts(paths: list[Path]) -> list[str]:
-    return [path.read_text(encoding="utf-8", errors="replace") for path in paths]
-
-
-@functools.cache
-def corpus_digest(recipe: Recipe) -> str:
-    """A hash of the training files' names and contents."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    digest = hashlib.sha256()
-    for path in stdlib_files(recipe, "train"):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
+# --- files ------------------------------------------------------------------------------------------
 
 def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
@@ -145,11 +123,8 @@ def new_model(shape: Shape, tokenizer: PreTrainedTokenizerFast) -> GPTNeoXForCau
 
 
 def size_name(model: torch.nn.Module) -> str:
-    """Parameter count as the seeds name sizes: 29M, 6M, 1.3M, 570K."""
-    n = sum(p.numel() for p in model.parameters())
-    if n >= 10e6:
-        return f"{n / 1e6:.0f}M"
-    return f"{n / 1e6:.1f}M".replace(".0M", "M") if n >= 1e6 else f"{n / 1e3:.0f}K"
+    """A model's size name, from its parameter count: 29M, 6M, 1.2M, 574K."""
+    return count_label(sum(p.numel() for p in model.parameters()))
 
 
 # --- training --------------------------------------------------------------------------------------------
@@ -230,8 +205,7 @@ def is_complete(path: Path) -> bool:
 
 def build(recipe: Recipe = Recipe(), root: Path | None = None) -> Path:
     """The family's directory, built first if it is missing or incomplete. Safe when processes race."""
-    root = root or home()
-    path = root / "families" / f"embedded-{recipe.key()}"
+    path = family_dir(recipe, root)
     if is_complete(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +229,7 @@ def build(recipe: Recipe = Recipe(), root: Path | None = None) -> Path:
 def _build_into(out: Path, recipe: Recipe) -> None:
     start = time.perf_counter()
     torch.manual_seed(recipe.seed)
-    texts = read_texts(stdlib_files(recipe, "train"))
+    texts = read_texts(stdlib_files("train", recipe.heldout_every, recipe.max_files))
     tokenizer = train_tokenizer(texts, recipe.vocab_size)
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     tokens = torch.tensor([t for doc in ids for t in [*doc, tokenizer.eos_token_id]], dtype=torch.long)

@@ -1,0 +1,192 @@
+"""One cell of a sweep, typed: the composed config becomes a `Cell` once, with every semantic check run once,
+before anything loads. Nothing below the job sees the raw config.
+
+What a cell *is* lives here too: its identity (the resume and dedupe key) and its axes (the columns a study
+tabulates, written into status.json so that even a failed job's row needs no config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from specsweep import schema
+from specsweep.data import prompts, quality
+from specsweep.decoding import METHODS, Method, Sampling
+from specsweep.errors import ConfigError
+from specsweep.models import families, switches
+from specsweep.theory import GAMMAS
+
+
+def typed(cfg: DictConfig) -> schema.Config:
+    """The composed config as the schema's dataclasses (interpolations resolved), aliases canonicalised."""
+    spec = OmegaConf.to_object(cfg)
+    switches.canonicalize(spec.optimization)
+    return spec
+
+
+def capabilities(spec: schema.Config) -> Method | None:
+    return METHODS.get(spec.method.name)
+
+
+def uses(spec: schema.Config) -> tuple[bool, bool]:
+    """(uses draft, uses gamma); an unknown method (refused by `check`) keeps both, so its row shows them."""
+    method = capabilities(spec)
+    return (method.uses_draft, method.uses_gamma) if method else (True, True)
+
+
+def identity(spec: schema.Config) -> dict[str, Any]:
+    """What this cell measures. A method that ignores `draft` or `gamma` has the same identity for every value
+    of them, so a sweep over those axes runs it once."""
+    config = {key: value for key, value in dataclasses.asdict(spec).items() if key not in schema.NOT_MEASURED}
+    uses_draft, uses_gamma = uses(spec)
+    if not uses_draft:
+        config.pop("draft")
+    if not uses_gamma:
+        config.pop("gamma")
+    return config
+
+
+def key(spec: schema.Config) -> str:
+    return hashlib.sha256(json.dumps(identity(spec), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"sampling": {"top_k": None}} -> {"sampling.top_k": None}; lists as JSON text, empty maps left out."""
+    flat: dict[str, Any] = {}
+    for name, value in config.items():
+        if isinstance(value, dict):
+            flat |= dotted(value, f"{prefix}{name}.")
+        else:
+            flat[f"{prefix}{name}"] = json.dumps(value) if isinstance(value, list) else value
+    return flat
+
+
+def axes(spec: schema.Config) -> dict[str, Any]:
+    """The columns a study tabulates: every measured config key as a dotted column (sampling.temperature,
+    optimization.kv_cache, ...; the family's whole draft map is not an axis, `draft` is), the setting label,
+    and the cell's names: method, draft and gamma (None where the method ignores them), family, dataset."""
+    config = {key: value for key, value in dataclasses.asdict(spec).items() if key not in schema.NOT_MEASURED}
+    config["model_family"] = {k: v for k, v in config["model_family"].items() if k != "drafts"}
+    flat = dotted(config)
+    optimization = {k.removeprefix("optimization."): v for k, v in flat.items() if k.startswith("optimization.")}
+    uses_draft, uses_gamma = uses(spec)
+    return flat | {
+        "setting": schema.setting_label(optimization),
+        "method": spec.method.name, "draft": spec.draft if uses_draft else None,
+        "gamma": spec.gamma if uses_gamma else None, "model_family": spec.model_family.name,
+        "dataset": spec.dataset.name, "optimization": spec.optimization.name,
+    }
+
+
+def label(cell_axes: dict[str, Any]) -> str:
+    """A short name of a cell: "speculative-1.2M-g5"."""
+    gamma = cell_axes.get("gamma")
+    parts = (cell_axes["method"], cell_axes.get("draft"), gamma and f"g{gamma}")
+    return "-".join(str(part) for part in parts if part)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A checked cell: everything the job needs, typed. Built only by `check`."""
+
+    spec: schema.Config  # the typed config, for the parts below that need no further checking
+    method: Method
+    draft: str | None  # None: the method takes no draft
+    gamma: int | None  # None: the method takes no lookahead
+    sampling: Sampling
+    device: torch.device
+    settings: dict[str, switches.Setting]  # role -> how its model loads; "draft" only when one loads
+    key: str
+    axes: dict[str, Any]
+
+    @property
+    def family(self) -> schema.ModelFamilyConfig:
+        return self.spec.model_family
+
+    @property
+    def dataset(self) -> schema.DatasetConfig:
+        return self.spec.dataset
+
+    @property
+    def bench(self) -> schema.BenchConfig:
+        return self.spec.bench
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.spec.output_dir)
+
+    @property
+    def label(self) -> str:
+        return label(self.axes)
+
+    def config(self) -> dict[str, Any]:
+        """The resolved config, as metrics.json and W&B record it."""
+        return dataclasses.asdict(self.spec)
+
+
+def check(spec: schema.Config) -> Cell:
+    """Every check that needs no model and no data, each once, so that bad input fails before anything loads
+    with one sentence; then the typed cell."""
+    method = capabilities(spec)
+    if method is None:
+        raise ConfigError(f"method.name={spec.method.name!r} is not a method; the methods are {', '.join(METHODS)}.")
+    draft = spec.draft if method.uses_draft else None
+    families.validate(spec.model_family, draft)
+    gamma = spec.gamma if method.uses_gamma else None
+    if method.uses_gamma and not (isinstance(gamma, int) and gamma in GAMMAS):
+        raise ConfigError(f"gamma={gamma} is invalid for method {method.name}; it must be an integer in "
+                          f"{GAMMAS.start}..{GAMMAS.stop - 1}.")
+    for name in ("max_new_tokens", "repeats"):
+        if getattr(spec.bench, name) < 1:
+            raise ConfigError(f"bench.{name}={getattr(spec.bench, name)} is invalid; it must be at least 1.")
+    if spec.bench.warmup < 0:
+        raise ConfigError(f"bench.warmup={spec.bench.warmup} is invalid; it must be 0 or more.")
+    try:
+        sampling = Sampling(**dataclasses.asdict(spec.sampling))
+    except ValueError as error:
+        raise ConfigError(f"sampling.{error}") from None
+    dev = device(spec.device)
+    settings = check_optimization(spec.optimization, method, dev)
+    prompts.validate(spec.dataset)
+    quality.validate(spec.dataset)
+    return Cell(spec, method, draft, gamma, sampling, dev, settings, key(spec), axes(spec))
+
+
+def check_optimization(opt: schema.OptimizationConfig, method: Method, dev: torch.device
+                       ) -> dict[str, switches.Setting]:
+    """The per-role settings, checked against the device and against what the method can do."""
+    roles = switches.settings(opt)
+    if not method.uses_draft:
+        del roles["draft"]  # no sentence (or warning) about a draft the method never loads
+    if method.needs_kv_cache and not opt.kv_cache:
+        raise ConfigError(f"optimization.kv_cache=false is invalid for method {method.name}, which needs the KV "
+                          f"cache; use method=speculative or autoregressive for a cell without it.")
+    for role, setting in roles.items():
+        if setting.compile and not method.compilable:
+            param = "optimization" if role == "target" else "optimization.draft"
+            raise ConfigError(f"{param}.compile=true is invalid for method {method.name}, which runs transformers' "
+                              f"generate() with a candidate generator, where compiling the forwards is not valid; "
+                              f"compile works with method=speculative or autoregressive.")
+    switches.check(roles, dev)
+    return roles
+
+
+def device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name!r} is invalid; use auto, cpu, cuda or cuda:N.") from None
+    if chosen.type == "cuda" and not (torch.cuda.is_available() and (chosen.index or 0) < torch.cuda.device_count()):
+        raise ConfigError(f"device={name} is not available on this machine ({torch.cuda.device_count()} CUDA "
+                          f"devices); use device=cpu or device=auto.")
+    return chosen

@@ -1,0 +1,37 @@
+"""The registry of decoding methods and what each can do. Capabilities are facts about the functions, declared
+where each function is defined, so no configuration can claim that a method drafts or compiles when it does not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from specsweep.decoding.stats import Generation
+
+Decode = Callable[..., Generation]
+F = TypeVar("F", bound=Decode)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    decode: Decode
+    uses_draft: bool = False  # takes a draft model: a sweep's `draft` axis applies
+    uses_gamma: bool = False  # takes a lookahead gamma: a sweep's `gamma` axis applies
+    needs_kv_cache: bool = False  # cannot run with use_cache=False (transformers' generate() verifies on its cache)
+    compilable: bool = False  # torch.compile of the forwards is valid (our loops; not generate()'s candidates)
+
+
+METHODS: dict[str, Method] = {}
+
+
+def method(*, uses_draft: bool = False, uses_gamma: bool = False, needs_kv_cache: bool = False,
+           compilable: bool = False) -> Callable[[F], F]:
+    """Register a decoding function under its own name, with its capabilities."""
+
+    def register(decode: F) -> F:
+        METHODS[decode.__name__] = Method(decode.__name__, decode, uses_draft, uses_gamma, needs_kv_cache, compilable)
+        return decode
+
+    return register

@@ -1,0 +1,31 @@
+"""torch.compile for our decoding loops, and the seconds it spends compiling (reported apart from latency)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def compile_forward(model: torch.nn.Module, backend: str) -> None:
+    """Compile the model's forward in place (lazily: compilation happens on first use, in the warm-up)."""
+    # Target and draft share transformers' forward code object, and each (model, input shape class, cache state)
+    # is its own graph: the default limit of 8 would silently fall back to eager after a few.
+    limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+    setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))  # renamed in torch 2.6
+    model.compile(backend=backend, dynamic=True)
+
+
+class Compilation:
+    """Seconds torch.compile has spent compiling since this object was made. torch has no public counter, so
+    this reads dynamo's own timing table (torch._dynamo.utils); 0 when nothing compiled."""
+
+    def __init__(self) -> None:
+        self.start = self.total()
+
+    @staticmethod
+    def total() -> float:
+        from torch._dynamo import utils
+
+        return sum(getattr(utils, "compilation_time_metrics", {}).get("_compile.compile_inner", []))
+
+    def seconds(self) -> float:
+        return self.total() - self.start

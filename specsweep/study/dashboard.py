@@ -1,0 +1,57 @@
+"""The study as a W&B run: when the jobs of a sweep were logged to W&B, one more run in their group holds the
+study's tables and plots, so the dashboard shows the study and not only per-job runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def log_study(table: pd.DataFrame, sections: list[tuple[str, pd.DataFrame]], images: list[Path], out: Path) -> None:
+    """When the jobs were logged to W&B, one more run in their group holds the study: its tables and plots, so
+    the dashboard shows the study and not only per-job runs. Failures are reported, not raised."""
+    if "wandb_mode" not in table:
+        return
+    logged = table[table["wandb_mode"].isin(["online", "offline"])]
+    if logged.empty:
+        return
+    first = logged.iloc[0]
+    try:
+        import wandb
+
+        group = none_if_nan(first.get("wandb_group")) or out.name
+        with wandb.init(project=none_if_nan(first.get("wandb_project")) or "specsweep", group=group,
+                        entity=none_if_nan(first.get("wandb_entity")), job_type="study", name="study", dir=out,
+                        mode=first["wandb_mode"], reinit="create_new") as run:
+            run.log({"results": wandb_table(table)}
+                    | {f"study/{heading}": wandb_table(frame)
+                       for heading, frame in sections if not frame.empty}
+                    | {f"plots/{path.stem}": wandb.Image(str(path)) for path in images})
+        log.info("study logged to W&B run %s (%s) in group %s", run.id, first["wandb_mode"], group)
+    except Exception as error:  # W&B's own errors are many and version-dependent
+        log.warning("W&B logging of the study failed; it is on disk only: %s", error)
+
+
+def wandb_table(frame: pd.DataFrame) -> Any:
+    """A W&B table of `frame` that keeps numbers as numbers (NaN where missing), so the dashboard can sort and
+    plot them; only text, lists and mixed columns become strings."""
+    import wandb
+
+    columns = {}
+    for name, column in frame.items():
+        if pd.api.types.is_bool_dtype(column):
+            columns[name] = column
+        elif pd.api.types.is_numeric_dtype(column):
+            columns[name] = column.astype(float)
+        else:
+            columns[name] = column.map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
+    return wandb.Table(dataframe=pd.DataFrame(columns, index=frame.index))
+
+
+def none_if_nan(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and value != value) else value

@@ -1,0 +1,52 @@
+"""The results schema: every metric declared once, the README's list of metrics the same as the schema's, and
+what a job writes made of declared names only."""
+
+from __future__ import annotations
+
+import re
+
+from specsweep import record
+from specsweep.decoding import DecodeStats, derive
+from tests.helpers import ROOT
+
+
+def readme_metrics() -> list[str]:
+    """The first column of the README's table of metrics (the section that names `specsweep/record.py`)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Metrics"):]
+    section = section[: section.index("\n#", 1)]
+    return re.findall(r"^\| `([A-Za-z_0-9]+)` \|", section, flags=re.MULTILINE)
+
+
+def test_the_readme_lists_exactly_the_metrics_of_the_schema():
+    listed = readme_metrics()
+    assert len(listed) == len(set(listed)), "a metric is listed twice"
+    assert set(listed) == set(record.METRICS), (set(listed) ^ set(record.METRICS))
+
+
+def test_every_metric_declares_a_definition_and_scores_declare_a_direction():
+    for metric in record.METRICS.values():
+        assert metric.definition, metric.name
+    assert set(record.higher_is_better()) >= {"speedup", "alpha", "c", "verify_cost", "reference_speedup"}
+    assert "gamma_star" not in record.higher_is_better() and "accepted_per_position" not in record.higher_is_better()
+
+
+def test_derive_writes_only_declared_metrics():
+    stats = DecodeStats(new_tokens=10, rounds=4, drafted=8, accepted=6, rejections=2, accepted_per_position=[3, 3],
+                        target_forwards=4, target_seconds=0.4, draft_forwards=8, draft_seconds=0.08, seconds=0.6,
+                        verify_forwards=4, verify_seconds=0.4)
+    baseline = DecodeStats(new_tokens=10, target_forwards=9, target_seconds=0.9, seconds=1.0)
+    assert set(derive(stats, baseline)) <= set(record.metric_keys())
+
+
+def test_spread_and_its_text():
+    figures = record.spread("speedup", [1.4, 1.5, 1.9])
+    assert figures == {"speedup": 1.5, "speedup_min": 1.4, "speedup_max": 1.9,
+                       "speedup_std": figures["speedup_std"]} and figures["speedup_std"] > 0
+    assert set(figures) <= set(record.metric_keys())
+    assert record.spread_text(1.5, 1.4, 1.9) == "1.50× [1.40, 1.90]"
+
+
+def test_count_labels_name_sizes_as_papers_do():
+    assert [record.count_label(n) for n in (6_911_616, 2_000_000, 574_400, 274_912, 16_000, 7.1e9, 999)] == [
+        "6.9M", "2M", "574K", "275K", "16K", "7.1B", "999"]
