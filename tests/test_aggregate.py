@@ -156,6 +156,11 @@ def test_the_study_is_logged_to_a_wandb_run_in_the_sweep_group(sweep):
     tables = [p.name for p in run_dir.glob("files/media/table/**/*.table.json")]
     assert any(name.startswith("results_") for name in tables) and len(tables) >= 3
     assert len(list(run_dir.glob("files/media/images/**/*.png"))) == 4
+    # Numbers stay numbers in W&B: the dashboard can sort and plot them.
+    (optimum,) = run_dir.glob("files/media/table/optimum_*.table.json")
+    logged = json.loads(optimum.read_text())
+    speedups = [row[logged["columns"].index("speedup")] for row in logged["data"]]
+    assert speedups and all(isinstance(value, float) for value in speedups)
 
 
 def test_the_report_renders_in_chromium(sweep, tmp_path):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
+from specsweep.schema import NOT_MEASURED
 from tests.helpers import CONF, compose_config
 
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
@@ -55,3 +57,17 @@ def test_embedded_size_names_match_the_recipe():
 def test_typos_and_wrong_types_fail_at_composition(override):
     with pytest.raises((ConfigCompositionException, ValidationError)):
         compose_config([override])
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_pins_its_sweep_directory_so_running_it_again_resumes(experiment):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    assert cfg.hydra.sweep.dir == f"outputs/{experiment}"
+
+
+def test_keys_that_are_not_measured_name_no_job_directory():
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", return_hydra_config=True)
+    excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
+    assert excluded == [*NOT_MEASURED, "experiment", "hydra.sweep.dir"]

@@ -8,7 +8,9 @@ import itertools
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
+from specsweep import record
 from specsweep.study import aggregate, plots
 from specsweep.study import tables as study
 
@@ -158,3 +160,39 @@ def test_the_combined_table_has_both_speedups_labelled_apart():
     assert study.combined_sections(table([job()])) == []  # no reference row timed: no such table
     longer = [row | {"bench.max_new_tokens": 16, "job": row["job"] + "-16", "key": row["key"] + "-16"} for row in rows]
     assert len(study.combined_sections(table(rows + longer))) == 2  # another varying axis: another table
+
+
+def test_never_launched_cells_are_inferred_for_any_swept_axes(tmp_path):
+    """A method x attention x draft sweep killed after two jobs: the cells it never launched are `missing` rows
+    named by their overrides; autoregressive ignores the draft, so it misses once, not once per draft."""
+    OmegaConf.save(OmegaConf.create({"hydra": {"sweeper": {"params": {}}, "overrides": {"task": [
+        "method=autoregressive,speculative", "optimization.attn=eager,sdpa", "draft=1M,3M", "experiment=smoke"]}}}),
+        tmp_path / "multirun.yaml")
+    launched = [("speculative", "eager", "1M"), ("autoregressive", "sdpa", "1M")]
+    for number, (method, attn, draft) in enumerate(launched):
+        job_dir = tmp_path / f"{number}_method={method},optimization.attn={attn},draft={draft}"
+        (job_dir / ".hydra").mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create([f"method={method}", f"optimization.attn={attn}", f"draft={draft}"]),
+                       job_dir / ".hydra" / "overrides.yaml")
+        drafting = method == "speculative"
+        cell = {"method": method, "method.name": method, "draft": draft if drafting else None,
+                "gamma": 3 if drafting else None, "model_family": "fam", "dataset": "data",
+                "optimization.name": "default", "optimization.attn": attn,
+                "setting": "default" if attn == "sdpa" else "attn=eager", "sampling.temperature": 0.0}
+        record.write_json(job_dir / record.STATUS, {"status": "failed", "key": str(number), "cell": cell,
+                                                    "error": "ValueError: boom"})
+    rows = aggregate.collect(tmp_path)
+    never = rows[rows["job"].str.startswith("(never launched)")].set_index("job")
+    assert sorted(never.index) == [
+        "(never launched) method=autoregressive,optimization.attn=eager,draft=1M",
+        "(never launched) method=speculative,optimization.attn=eager,draft=3M",
+        "(never launched) method=speculative,optimization.attn=sdpa,draft=1M",
+        "(never launched) method=speculative,optimization.attn=sdpa,draft=3M"]
+    autoregressive = never.loc["(never launched) method=autoregressive,optimization.attn=eager,draft=1M"]
+    assert pd.isna(autoregressive["draft"]) and autoregressive["setting"] == "attn=eager"
+    assert never.loc["(never launched) method=speculative,optimization.attn=sdpa,draft=3M", "setting"] == "default"
+    assert (never["status"] == "missing").all() and (never["gamma"].dropna() == 3).all()
+    grids = {(labels["method"], labels["setting"]): study.grid(frame) for labels, frame in study.groups(rows)}
+    assert sorted(grids) == [("autoregressive", "attn=eager"), ("autoregressive", "default"),
+                             ("speculative", "attn=eager"), ("speculative", "default")]
+    assert list(grids["speculative", "default"]["status"]) == ["missing", "missing"]

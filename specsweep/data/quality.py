@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from specsweep import record
 from specsweep.errors import ConfigError
@@ -64,30 +64,11 @@ def _validate(names: list[str], *, language: str, execute_code: bool) -> None:
         raise ConfigError(f"dataset.language must be one of {', '.join(LANGUAGES)} for rouge, not {language!r}.")
 
 
-def score(
-    names: list[str],
-    outputs: list[str],
-    baseline_outputs: list[str],
-    references: list[str],
-    *,
-    language: str = "en",
-    prompts: list[str] | None = None,
-    tests: list[str | None] | None = None,
-    execute_code: bool = False,
-) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Score `outputs` with the metrics `names`: (summary over samples, one dict per sample).
-
-    - "exact_match": outputs against `baseline_outputs` (the autoregressive outputs);
-    - "rouge": outputs against `references`, tokenized for `language` ("en", "ja" or "code");
-    - "pass_at_1": prompt + output + test run as a program, one per sample, in a sandboxed child process; needs
-      `prompts` and `tests` (test code ending in `check(<entry_point>)`, none missing), and runs only with
-      `execute_code=True` (see `applicable`).
-
-    Keys are those in KEYS for the requested names; a summary is NaN when there are no samples.
-    """
-    _validate(names, language=language, execute_code=execute_code)
-    return compute(names, outputs, baseline_outputs, references, language=language, prompts=prompts, tests=tests,
-                   execute_code=execute_code)
+def score(names: list[str], outputs: list[str], baseline_outputs: list[str], references: list[str],
+          **options: Any) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """`validate`, then `compute`: for callers that have not checked `names` and `options` yet."""
+    _validate(names, language=options.get("language", "en"), execute_code=options.get("execute_code", False))
+    return compute(names, outputs, baseline_outputs, references, **options)
 
 
 def compute(
@@ -101,7 +82,16 @@ def compute(
     tests: list[str | None] | None = None,
     execute_code: bool = False,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """`score` for metrics that `validate` has already passed."""
+    """Score `outputs` with the metrics `names` (already validated): (summary over samples, one dict per sample).
+
+    - "exact_match": outputs against `baseline_outputs` (the autoregressive outputs);
+    - "rouge": outputs against `references`, tokenized for `language` ("en", "ja" or "code");
+    - "pass_at_1": prompt + output + test run as a program, one per sample, in a sandboxed child process; needs
+      `prompts` and `tests` (test code ending in `check(<entry_point>)`, none missing), and runs only with
+      `execute_code=True` (see `applicable`).
+
+    Keys are those in KEYS for the requested names; a summary is NaN when there are no samples.
+    """
     summary: dict[str, float] = {}
     per_sample: list[dict[str, float]] = [{} for _ in outputs]
     for name in dict.fromkeys(applicable(names, execute_code)):  # ordered and without repeats
@@ -127,6 +117,17 @@ def _compute(name: str, outputs: list[str], *, baseline_outputs: list[str], refe
     else:
         inputs = {"references": tests, "prompts": prompts}
     return load(name).compute(predictions=outputs, **inputs)
+
+
+def metric_info(description: str, inputs_description: str) -> evaluate.MetricInfo:
+    """What every metric module declares: text predictions scored against text references."""
+    import datasets
+    import evaluate
+
+    return evaluate.MetricInfo(
+        description=description, citation="", inputs_description=inputs_description,
+        features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+    )
 
 
 def mean(values: list) -> float:

@@ -1,6 +1,6 @@
 """transformers' own candidate decoding, instrumented: assisted generation (AsG in Liu et al. 2024) and prompt lookup.
 
-transformers exposes no acceptance counts, so we count where the brief says to: the candidate generator's
+transformers exposes no acceptance counts, so we count in the one place that sees every round: the candidate generator's
 `update_candidate_strategy(input_ids, scores, num_matches)` runs once per round, with scores of shape
 [1, drafted + 1, V]. Forward hooks time each model's forwards with the same rules as our own loop.
 """

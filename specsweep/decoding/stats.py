@@ -74,7 +74,7 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 
 
 def derive(stats: DecodeStats, baseline: DecodeStats | None = None) -> dict[str, float | int | None]:
-    """The brief's derived metrics. `baseline` is the target-only (autoregressive) run of the same job,
+    """The derived metrics of `specsweep.record`. `baseline` is the target-only (autoregressive) run of the same job,
     whose one-token forwards give the denominator of c. A metric that is undefined is None."""
     gamma = len(stats.accepted_per_position)
     metrics: dict[str, float | int | None] = {

@@ -39,7 +39,7 @@ def collect(*sweep_dirs: Path) -> pd.DataFrame:
         rows += jobs + place_unstarted(sweep_dir, jobs)
     table = pd.DataFrame(rows)
     # Columns the study reads exist even when no job wrote them (all failed, or written by an older version).
-    table = table.reindex(columns=list(table.columns) + [c for c in STUDY_COLUMNS + INTEGERS if c not in table])
+    table = table.reindex(columns=list(dict.fromkeys([*table.columns, *STUDY_COLUMNS, *INTEGERS])))
     for column in INTEGERS:
         table[column] = table[column].astype("Int64")  # not float because some rows lack it: gamma 3, not 3.0
     if not table.empty:
@@ -115,8 +115,12 @@ def place_unstarted(sweep_dir: Path, jobs: list[dict[str, Any]]) -> list[dict[st
     overrides = {job["job"]: job_overrides(Path(job["sweep"]) / job["job"]) or {} for job in jobs}
 
     def placed(values: dict[str, Any]) -> dict[str, Any]:
-        template = max(started, key=lambda job: sum(overrides[job["job"]].get(k) == v for k, v in values.items()))
-        return infer(template, values)
+        # The method decides which axes apply, so a template of the same method comes first.
+        def likeness(job: dict[str, Any]) -> tuple[bool, int]:
+            same = sum(overrides[job["job"]].get(k) == v for k, v in values.items())
+            return values.get("method", job["method"]) == job["method"], same
+
+        return infer(max(started, key=likeness), values)
 
     for job in jobs:
         if job["status"] == "missing" and overrides[job["job"]]:
@@ -207,7 +211,7 @@ def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = tables.TOLER
     done = int(table["status"].eq("done").sum())
     line = f"{done} of {len(table)} jobs done"
     record.write_atomic(out / REPORT_HTML, report.render(sections, images, sweep_dirs, tables.note(tolerance), line))
-    dashboard.log_study(table, sections, images, out)
+    dashboard.log_study(table, images, out)
 
     for heading, frame in sections:
         print(f"\n## {heading}\n\n{tables.table_markdown(frame)}")

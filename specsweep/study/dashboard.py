@@ -9,12 +9,15 @@ from typing import Any
 
 import pandas as pd
 
+from specsweep.study import tables
+
 log = logging.getLogger(__name__)
 
 
-def log_study(table: pd.DataFrame, sections: list[tuple[str, pd.DataFrame]], images: list[Path], out: Path) -> None:
-    """When the jobs were logged to W&B, one more run in their group holds the study: its tables and plots, so
-    the dashboard shows the study and not only per-job runs. Failures are reported, not raised."""
+def log_study(table: pd.DataFrame, images: list[Path], out: Path) -> None:
+    """When the jobs were logged to W&B, one more run in their group holds the study: the tidy table, the optimum
+    and each group's cells as numeric tables (the dashboard sorts and plots them; study.md and report.html hold
+    the formatted ones), and the plots. Failures are reported, not raised."""
     if "wandb_mode" not in table:
         return
     logged = table[table["wandb_mode"].isin(["online", "offline"])]
@@ -28,9 +31,9 @@ def log_study(table: pd.DataFrame, sections: list[tuple[str, pd.DataFrame]], ima
         with wandb.init(project=none_if_nan(first.get("wandb_project")) or "specsweep", group=group,
                         entity=none_if_nan(first.get("wandb_entity")), job_type="study", name="study", dir=out,
                         mode=first["wandb_mode"], reinit="create_new") as run:
-            run.log({"results": wandb_table(table)}
-                    | {f"study/{heading}": wandb_table(frame)
-                       for heading, frame in sections if not frame.empty}
+            found = list(tables.groups(table))
+            run.log({"results": wandb_table(table), "optimum": wandb_table(tables.best_rows(found))}
+                    | {f"study/{tables.title(labels)}": wandb_table(tables.values(frame)) for labels, frame in found}
                     | {f"plots/{path.stem}": wandb.Image(str(path)) for path in images})
         log.info("study logged to W&B run %s (%s) in group %s", run.id, first["wandb_mode"], group)
     except Exception as error:  # W&B's own errors are many and version-dependent

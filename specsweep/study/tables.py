@@ -120,14 +120,28 @@ def optimum(table: pd.DataFrame) -> pd.DataFrame:
     return best_cells(list(groups(table)))
 
 
-def best_cells(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
+def best_rows(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
+    """Per group with a finished cell, the measured best cell (its columns, numbers as numbers), the group's
+    labels, and the best cell by Leviathan's prediction as `predicted_draft`, `predicted_gamma`, `predicted_best`."""
     rows = []
     for labels, frame in found:
         done = frame[frame["status"].eq("done") & frame["speedup"].notna()]
         if done.empty:
             continue
         best = done.loc[done["speedup"].idxmax()]
-        predicted = done.loc[done["predicted_speedup"].idxmax()] if done["predicted_speedup"].notna().any() else None
+        by_prediction = done["predicted_speedup"].notna().any()
+        predicted = done.loc[done["predicted_speedup"].idxmax()] if by_prediction else pd.Series(dtype=object)
+        rows.append(best.to_dict() | {f"group.{key}": value for key, value in labels.items()}
+                    | {"predicted_draft": predicted.get("draft"), "predicted_gamma": predicted.get("gamma"),
+                       "predicted_best": predicted.get("predicted_speedup")})
+    return pd.DataFrame(rows)
+
+
+def best_cells(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
+    rows = []
+    for _, best in best_rows(found).iterrows():
+        labels = {key.removeprefix("group."): value for key, value in best.items() if key.startswith("group.")}
+        known = pd.notna(best["predicted_best"])
         slower = " (slower than autoregressive)" if best["speedup"] < 1 else ""
         rows.append({
             "target": labels.get("model_family"), "dataset": labels.get("dataset"),
@@ -137,9 +151,9 @@ def best_cells(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame
             "method": labels.get("method"), "draft": best["draft"], "γ": int(best["gamma"]),
             "speedup [min, max]": spread(best) + slower,
             "scaling": scaling(best),
-            "predicted best draft": "—" if predicted is None else predicted["draft"],
-            "predicted best γ": "—" if predicted is None else int(predicted["gamma"]),
-            "predicted speedup": "—" if predicted is None else f"{predicted['predicted_speedup']:.2f}×",
+            "predicted best draft": best["predicted_draft"] if known else "—",
+            "predicted best γ": int(best["predicted_gamma"]) if known else "—",
+            "predicted speedup": f"{best['predicted_best']:.2f}×" if known else "—",
             "γ* of measured best": number(best.to_frame().T, "gamma_star", ".0f").iloc[0],
         })
     return pd.DataFrame(rows)
@@ -179,6 +193,18 @@ def combined_sections(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     heading = "Speculative decoding × optimisations (Hayashizaki et al. 2024, table 2) · "
     return [(heading + title(labels), combined(frame))
             for labels, frame in groups(timed, COMBINED_GROUP, free=("optimization.",))]
+
+
+# The measured columns of a group, as numbers: what the W&B study run logs beside the formatted tables.
+VALUES = ["draft", "gamma", "status", "draft_params", "target_params", "alpha", "acceptance_rate", "c", "verify_cost",
+          "ms_per_token", "baseline_ms_per_token", "speedup", "speedup_min", "speedup_max", "predicted_speedup",
+          "gamma_star", "runs", "exact_match", *QUALITY, *(f"baseline_{name}" for name in QUALITY),
+          "reference_speedup", "reference_speedup_min", "reference_speedup_max"]
+
+
+def values(frame: pd.DataFrame) -> pd.DataFrame:
+    """A group's cells with the study's measured columns, numbers left as numbers."""
+    return frame[[column for column in VALUES if column in frame]].reset_index(drop=True)
 
 
 def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[str, pd.DataFrame]]:

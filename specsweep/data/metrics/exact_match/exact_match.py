@@ -8,10 +8,9 @@ This file is an `evaluate` module loaded by local path (specsweep.data.quality.l
 cache and imports it from there, so it must not use relative imports.
 """
 
-import datasets
 import evaluate
 
-from specsweep.data.quality import mean
+from specsweep.data.quality import mean, metric_info
 
 _DESCRIPTION = "The fraction of predictions that are character-for-character identical to their reference."
 
@@ -30,14 +29,7 @@ Examples:
 
 class ExactMatch(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions: list[str], references: list[str]) -> dict:
         matches = [prediction == reference for prediction, reference in zip(predictions, references, strict=True)]

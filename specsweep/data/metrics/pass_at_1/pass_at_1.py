@@ -9,10 +9,9 @@ This file is an `evaluate` module loaded by local path (specsweep.data.quality.l
 cache and imports it from there, so it must not use relative imports.
 """
 
-import datasets
 import evaluate
 
-from specsweep.data.quality import mean
+from specsweep.data.quality import mean, metric_info
 from specsweep.data.sandbox import run_program
 
 # Where a model that has finished the function body starts on something else (the usual HumanEval set).
@@ -38,14 +37,7 @@ Examples:
 
 class PassAt1(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions: list[str], references: list[str], prompts: list[str] | None = None,
                  timeout: float = 10.0) -> dict:

@@ -13,11 +13,10 @@ cache and imports it from there, so it must not use relative imports.
 import functools
 import re
 
-import datasets
 import evaluate
 from rouge_score import rouge_scorer
 
-from specsweep.data.quality import LANGUAGES, mean
+from specsweep.data.quality import LANGUAGES, mean, metric_info
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -39,14 +38,7 @@ Examples:
 
 class Rouge(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions: list[str], references: list[str], language: str = "en") -> dict:
         scorer = _scorer(language)
