@@ -24,6 +24,8 @@ from specsweep.errors import ConfigError
 from specsweep.models import families, switches
 from specsweep.theory import GAMMAS
 
+CAPABILITIES = ("uses_draft", "uses_gamma", "needs_kv_cache", "compilable")
+
 
 def typed(cfg: DictConfig) -> schema.Config:
     """The composed config as the schema's dataclasses (interpolations resolved), aliases canonicalised."""
@@ -44,8 +46,12 @@ def uses(spec: schema.Config) -> tuple[bool, bool]:
 
 def identity(spec: schema.Config) -> dict[str, Any]:
     """What this cell measures. A method that ignores `draft` or `gamma` has the same identity for every value
-    of them, so a sweep over those axes runs it once."""
+    of them, so a sweep over those axes runs it once. What the method can do is part of what it measures (and
+    keeps the keys of sweeps made when the capabilities were config keys)."""
     config = {key: value for key, value in dataclasses.asdict(spec).items() if key not in schema.NOT_MEASURED}
+    method = capabilities(spec)
+    if method is not None:
+        config["method"] |= {name: getattr(method, name) for name in CAPABILITIES}
     uses_draft, uses_gamma = uses(spec)
     if not uses_draft:
         config.pop("draft")
@@ -58,32 +64,9 @@ def key(spec: schema.Config) -> str:
     return hashlib.sha256(json.dumps(identity(spec), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"sampling": {"top_k": None}} -> {"sampling.top_k": None}; lists as JSON text, empty maps left out."""
-    flat: dict[str, Any] = {}
-    for name, value in config.items():
-        if isinstance(value, dict):
-            flat |= dotted(value, f"{prefix}{name}.")
-        else:
-            flat[f"{prefix}{name}"] = json.dumps(value) if isinstance(value, list) else value
-    return flat
-
-
 def axes(spec: schema.Config) -> dict[str, Any]:
-    """The columns a study tabulates: every measured config key as a dotted column (sampling.temperature,
-    optimization.kv_cache, ...; the family's whole draft map is not an axis, `draft` is), the setting label,
-    and the cell's names: method, draft and gamma (None where the method ignores them), family, dataset."""
-    config = {key: value for key, value in dataclasses.asdict(spec).items() if key not in schema.NOT_MEASURED}
-    config["model_family"] = {k: v for k, v in config["model_family"].items() if k != "drafts"}
-    flat = dotted(config)
-    optimization = {k.removeprefix("optimization."): v for k, v in flat.items() if k.startswith("optimization.")}
-    uses_draft, uses_gamma = uses(spec)
-    return flat | {
-        "setting": schema.setting_label(optimization),
-        "method": spec.method.name, "draft": spec.draft if uses_draft else None,
-        "gamma": spec.gamma if uses_gamma else None, "model_family": spec.model_family.name,
-        "dataset": spec.dataset.name, "optimization": spec.optimization.name,
-    }
+    """The columns a study tabulates (see `schema.axes`)."""
+    return schema.axes(dataclasses.asdict(spec), *uses(spec))
 
 
 def label(cell_axes: dict[str, Any]) -> str:

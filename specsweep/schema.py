@@ -5,6 +5,7 @@ out of range) once, before any model loads."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ NOT_MEASURED = ("logger", "fail_fast", "output_dir")
 @dataclass
 class ModelFamilyConfig:
     name: str = MISSING
-    source: str = "hub"  # "hub": ids or local paths; "embedded": built offline by specsweep.embedded
+    source: str = "hub"  # "hub": ids or local paths; "embedded": built offline by specsweep.models.embedded
     recipe: str = "full"  # embedded only: "full" or "micro" (the seconds-long recipe the tests use)
     target: str = MISSING  # hub id or local directory; embedded: a directory inside the built family
     drafts: dict[str, str] = field(default_factory=dict)  # size name (parameter count) -> hub id or path
@@ -70,6 +71,34 @@ class OptimizationConfig:
     compile: bool = False  # torch.compile the forwards (speculative, autoregressive); compile time not timed
     compile_backend: str = "inductor"  # torch.compile's backend; "eager" traces without generating code
     draft: dict[str, Any] = field(default_factory=dict)  # e.g. {quantization: none}: the draft differs here
+
+
+def dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"sampling": {"top_k": None}} -> {"sampling.top_k": None}; lists as JSON text, empty maps left out."""
+    flat: dict[str, Any] = {}
+    for name, value in config.items():
+        if isinstance(value, dict):
+            flat |= dotted(value, f"{prefix}{name}.")
+        else:
+            flat[f"{prefix}{name}"] = json.dumps(value) if isinstance(value, list) else value
+    return flat
+
+
+def axes(config: dict[str, Any], uses_draft: bool, uses_gamma: bool) -> dict[str, Any]:
+    """The columns a study tabulates, from a resolved config: every measured key as a dotted column
+    (sampling.temperature, optimization.kv_cache, ...; the family's whole draft map is not an axis, `draft` is),
+    the setting label, and the cell's names: method, draft and gamma (None where the method ignores them), family,
+    dataset and optimisation preset."""
+    measured = {key: value for key, value in config.items() if key not in NOT_MEASURED}
+    measured["model_family"] = {k: v for k, v in measured["model_family"].items() if k != "drafts"}
+    flat = dotted(measured)
+    optimization = {k.removeprefix("optimization."): v for k, v in flat.items() if k.startswith("optimization.")}
+    return flat | {
+        "setting": setting_label(optimization),
+        "method": config["method"]["name"], "draft": config["draft"] if uses_draft else None,
+        "gamma": config["gamma"] if uses_gamma else None, "model_family": config["model_family"]["name"],
+        "dataset": config["dataset"]["name"], "optimization": config["optimization"]["name"],
+    }
 
 
 def setting_label(switches: dict[str, Any]) -> str:

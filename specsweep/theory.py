@@ -16,7 +16,7 @@ import pandas as pd
 GAMMAS = range(1, 8)  # the lookaheads a study sweeps (Hayashizaki et al. 2024: 1, 3, 5, 7; Liu et al. 2024: 1 to 7)
 
 # Leviathan et al. 2023: the (alpha, gamma) pairs the paper priced at c = c_hat = 0.
-SEED_PAIRS = ((0.6, 2), (0.7, 3), (0.8, 2), (0.8, 5), (0.9, 2), (0.9, 10))
+LEVIATHAN_PAIRS = ((0.6, 2), (0.7, 3), (0.8, 2), (0.8, 5), (0.9, 2), (0.9, 10))
 
 
 def expected_tokens(alpha: float, gamma: int) -> float:
@@ -105,10 +105,10 @@ def main(argv: list[str] | None = None) -> None:
     cs = [_checked(parser, "--c", raw, float, nonneg, "a finite number >= 0") for raw in args.c]
     c_hat = _checked(parser, "--c-hat", args.c_hat, float, nonneg, "a finite number >= 0")
     if args.alpha is None and args.gamma is None:
-        pairs: Sequence[tuple[float, int]] = SEED_PAIRS
+        pairs: Sequence[tuple[float, int]] = LEVIATHAN_PAIRS
     else:
         alphas = [_checked(parser, "--alpha", raw, float, lambda a: 0 <= a <= 1, "a number in [0, 1]")
-                  for raw in args.alpha] if args.alpha else sorted({a for a, _ in SEED_PAIRS})
+                  for raw in args.alpha] if args.alpha else sorted({a for a, _ in LEVIATHAN_PAIRS})
         gammas = [_checked(parser, "--gamma", raw, as_int, lambda g: g >= 1, "an integer >= 1")
                   for raw in args.gamma] if args.gamma else list(GAMMAS)
         pairs = list(itertools.product(alphas, gammas))

@@ -195,3 +195,14 @@ def test_the_notebook_runs_on_a_sweep(sweep, env):
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
     assert "6 jobs, 4 done" in "".join(o.get("text", "") for o in outputs)
+
+
+def test_a_sweep_from_before_status_held_the_cell_gives_the_same_rows(copy_of):
+    """Sweeps made before status.json recorded the cell: their rows come from the config each job saved."""
+    columns = ["job", "status", "draft", "gamma", "method", "setting", "sampling.temperature", "speedup", "error"]
+    now = aggregate.collect(copy_of)[columns]
+    for status_file in copy_of.glob("*/" + record.STATUS):
+        status = json.loads(status_file.read_text())
+        del status["cell"]
+        status_file.write_text(json.dumps(status))
+    pd.testing.assert_frame_equal(aggregate.collect(copy_of)[columns], now)

@@ -1,4 +1,4 @@
-"""specsweep.datasets on real data: the held-out stdlib, the bundled HumanEval, local files and directories, and
+"""specsweep.data.prompts on real data: the held-out stdlib, the bundled HumanEval, local files and directories, and
 a hub id with no network (in a subprocess, because `datasets` reads HF_HUB_OFFLINE when it is imported)."""
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def test_a_half_built_entry_is_rebuilt_not_loaded(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_building_at_once_leave_one_complete_entry(tmp_path):
-    command = [sys.executable, "-m", "specsweep.embedded", "build", "--micro"]
+    command = [sys.executable, "-m", "specsweep.models.embedded", "build", "--micro"]
     env = {"SPECSWEEP_HOME": str(tmp_path), "PATH": ""}
     procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -99,7 +99,7 @@ def test_recipe_key_changes_with_the_recipe():
 
 
 def test_a_killed_build_leaves_nothing_that_survives(tmp_path, monkeypatch):
-    path = tmp_path / "families" / f"embedded-{embedded.MICRO.key()}"
+    path = embedded.family_dir(embedded.MICRO, tmp_path)
     stale = path.with_name(f"{path.name}.tmp-999999")  # what a build killed midway leaves
     (stale / "target").mkdir(parents=True)
 

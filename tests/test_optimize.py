@@ -12,8 +12,7 @@ import torch
 from specsweep import cell, job
 from specsweep.decoding import METHODS, autoregressive, speculative
 from specsweep.errors import ConfigError
-from specsweep.models import families, int8
-from specsweep.models import switches as optimize
+from specsweep.models import families, int8, switches
 from tests.helpers import FAST, compose_config, perturbed, tiny_model
 
 MAX_NEW = 12
@@ -33,24 +32,24 @@ def saved(tmp_path_factory) -> dict[str, str]:
 
 
 def load(path: str, **switches) -> torch.nn.Module:
-    return families.load_model(path, None, False, "cpu", optimize.Setting(**switches))
+    return families.load_model(path, None, False, "cpu", switches.Setting(**switches))
 
 
-def settings(*overrides: str) -> dict[str, optimize.Setting]:
-    return optimize.settings(cell.typed(compose_config(list(overrides), Path("out"))).optimization)
+def settings(*overrides: str) -> dict[str, switches.Setting]:
+    return switches.settings(cell.typed(compose_config(list(overrides), Path("out"))).optimization)
 
 
 @pytest.mark.parametrize("asked,loaded", [("eager", "eager"), ("sdpa", "sdpa"), ("bettertransformer", "sdpa")])
 def test_attn_is_the_implementation_the_model_reports(saved, asked, loaded):
     setting = settings(f"optimization.attn={asked}")["target"]
     model = families.load_model(saved["target"], None, False, "cpu", setting)
-    assert model.config._attn_implementation == loaded and optimize.applied(model)["attn"] == loaded
+    assert model.config._attn_implementation == loaded and switches.applied(model)["attn"] == loaded
 
 
 def test_dtype_is_the_dtype_of_the_weights(saved):
     model = load(saved["target"], dtype="bfloat16")
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
-    assert optimize.applied(model)["dtype"] == "bfloat16"
+    assert switches.applied(model)["dtype"] == "bfloat16"
 
 
 def test_int8_replaces_every_linear_layer(saved):
@@ -58,9 +57,9 @@ def test_int8_replaces_every_linear_layer(saved):
     linears = sum(type(m) is torch.nn.Linear for m in plain.modules())
     assert linears > 0 and not any(type(m) is torch.nn.Linear for m in quantized.modules())
     assert sum(isinstance(m, int8.PerTokenInt8Linear) for m in quantized.modules()) == linears
-    assert optimize.applied(quantized)["quantized_modules"] == ["PerTokenInt8Linear"]
-    assert optimize.applied(plain)["quantized_modules"] == [] and not optimize.applied(plain)["compiled"]
-    assert optimize.num_parameters(quantized) == plain.num_parameters()  # packed weights still count
+    assert switches.applied(quantized)["quantized_modules"] == ["PerTokenInt8Linear"]
+    assert switches.applied(plain)["quantized_modules"] == [] and not switches.applied(plain)["compiled"]
+    assert switches.num_parameters(quantized) == plain.num_parameters()  # packed weights still count
 
 
 def test_int8_quantises_gpt2s_conv1d_layers_too():
@@ -81,15 +80,15 @@ def test_int8_quantises_gpt2s_conv1d_layers_too():
 
 def test_compile_compiles_the_forward(saved):
     model = load(saved["target"], compile=True, compile_backend="eager")
-    assert optimize.applied(model)["compiled"]
+    assert switches.applied(model)["compiled"]
 
 
 def test_a_switch_that_did_nothing_is_an_error(saved):
     eager = load(saved["target"], attn="eager")
     with pytest.raises(RuntimeError, match=r"attn=eager \(asked for sdpa\)"):
-        optimize.verify(eager, optimize.Setting(attn="sdpa"))
+        switches.verify(eager, switches.Setting(attn="sdpa"))
     with pytest.raises(RuntimeError, match=r"quantization=int8-dynamic"):
-        optimize.verify(load(saved["target"]), optimize.Setting(quantization="int8-dynamic"))
+        switches.verify(load(saved["target"]), switches.Setting(quantization="int8-dynamic"))
 
 
 def test_the_kv_cache_switch_decides_whether_a_cache_object_exists(target, near_draft, prompts):

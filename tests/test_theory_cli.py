@@ -13,7 +13,7 @@ from specsweep import theory
 ROOT = Path(__file__).resolve().parents[1]
 
 # Leviathan et al. 2023: alpha, gamma, OPERATIONS, SPEED, all at c = c_hat = 0.
-SEED_004 = [
+LEVIATHAN_TABLE = [
     (0.6, 2, 1.53, 1.96),
     (0.7, 3, 1.58, 2.53),
     (0.8, 2, 1.23, 2.44),
@@ -41,13 +41,13 @@ def test_no_arguments_prints_seed_004_table() -> None:
     assert result.returncode == 0, result.stderr
     table = rows(result.stdout)
     assert [(float(r["alpha"]), int(r["gamma"]), float(r["c"])) for r in table] == [
-        (alpha, gamma, 0.0) for alpha, gamma, _, _ in SEED_004]
-    for row, (_, _, operations, speed) in zip(table, SEED_004, strict=True):
+        (alpha, gamma, 0.0) for alpha, gamma, _, _ in LEVIATHAN_TABLE]
+    for row, (_, _, operations, speed) in zip(table, LEVIATHAN_TABLE, strict=True):
         assert row["operations"] == f"{operations:.2f}"
         assert row["walltime"] == f"{speed:.2f}"
 
 
-@pytest.mark.parametrize(("alpha", "gamma", "operations", "speed"), SEED_004)
+@pytest.mark.parametrize(("alpha", "gamma", "operations", "speed"), LEVIATHAN_TABLE)
 def test_operations_factor_matches_seed_004(alpha: float, gamma: int, operations: float, speed: float) -> None:
     assert theory.operations_factor(alpha, gamma) == pytest.approx(operations, abs=0.005)
     assert theory.operations_factor(alpha, gamma, c_hat=0.0) == pytest.approx(
@@ -61,7 +61,7 @@ def test_operations_factor_counts_draft_operations_and_alpha_one_limit() -> None
     assert theory.operations_factor(0.0, 3) == pytest.approx(4.0)
 
 
-def test_user_grid_matches_brief() -> None:
+def test_user_grid_matches_the_formula() -> None:
     result = run("--alpha", "0.593", "--gamma", "1", "3", "--c", "0.124")
     assert result.returncode == 0, result.stderr
     by_gamma = {int(r["gamma"]): r for r in rows(result.stdout)}

@@ -3,7 +3,7 @@
 The metrics are `evaluate` modules shipped in specsweep/data/metrics and loaded by local path: `evaluate.load("rouge")`
 would fetch from the Hub, which fails offline and could change under us.
 
-pass@1 executes model-written code (in a child process, see specsweep.sandbox), so it is opt-in: a dataset lists
+pass@1 executes model-written code (in a child process, see specsweep.data.sandbox), so it is opt-in: a dataset lists
 it among the metrics that apply, and it runs only with `execute_code=True` (`dataset.execute_code=true`); without
 it, pass@1 is left out and the job says so. A job calls `validate` once, when it starts, so a bad configuration
 fails before any generation is spent, and then `compute`; `score` is both in one call.

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
@@ -68,7 +67,7 @@ def read_job(job_dir: Path) -> dict[str, Any]:
     status = record.read_status(job_dir)
     row["status"] = status["status"] if status else "missing"
     if status:
-        row |= {k: status.get(k) for k in ("same_as", "key", "time")} | (status.get("cell") or {})
+        row |= {k: status.get(k) for k in ("same_as", "key", "time")} | (status.get("cell") or legacy_cell(job_dir))
     if row["status"] == "done":
         try:
             return row | flatten(json.loads((job_dir / record.METRICS_JSON).read_text()))
@@ -82,6 +81,24 @@ def read_job(job_dir: Path) -> dict[str, Any]:
     else:
         row["error"] = "the job left no status (killed before it started?)"
     return row
+
+
+def legacy_cell(job_dir: Path) -> dict[str, Any]:
+    """The axes of a job from before status.json held its cell: from the config its metrics.json or Hydra saved,
+    where the method's capabilities were still config keys."""
+    try:
+        config = json.loads((job_dir / record.METRICS_JSON).read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        saved = load_yaml(job_dir / ".hydra" / "config.yaml")
+        if saved is None:
+            return {}
+        saved.output_dir = str(job_dir)  # was ${hydra:...}, which only resolves inside Hydra
+        config = OmegaConf.to_container(saved, resolve=True)
+    try:
+        return schema.axes(config, config["method"].get("uses_draft", True), config["method"].get("uses_gamma", True))
+    except (KeyError, TypeError, AttributeError) as error:
+        log.warning("the config of %s has no cell: %s", job_dir, error)
+        return {}
 
 
 def flatten(metrics: record.MetricsRecord) -> dict[str, Any]:
@@ -118,9 +135,9 @@ def place_unstarted(sweep_dir: Path, jobs: list[dict[str, Any]]) -> list[dict[st
         # The method decides which axes apply, so a template of the same method comes first.
         def likeness(job: dict[str, Any]) -> tuple[bool, int]:
             same = sum(overrides[job["job"]].get(k) == v for k, v in values.items())
-            return values.get("method", job["method"]) == job["method"], same
+            return values.get("method", job.get("method")) == job.get("method"), same
 
-        return infer(max(started, key=likeness), values)
+        return infer(max(started, key=likeness), values, started)
 
     for job in jobs:
         if job["status"] == "missing" and overrides[job["job"]]:
@@ -146,16 +163,24 @@ def signature(row: dict[str, Any]) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in cell_columns(row).items()))
 
 
-def infer(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
-    """A started job's cell columns with another cell's override values put in, typed as YAML reads them."""
+def infer(template: dict[str, Any], overrides: dict[str, str], started: list[dict[str, Any]]) -> dict[str, Any]:
+    """A started job's cell columns with another cell's override values put in, as Hydra parses them. A config
+    group chosen by name (`optimization=int8`) takes its columns from a started job that chose it; when none did,
+    only its name is known, and its setting says so."""
     row = cell_columns(template)
-    for key, value in overrides.items():
+    for key, text in overrides.items():
         column = key.lstrip("+~")
         if column in tables.CELL and row.get(column) is None:
             continue  # the template's method ignores this axis
-        row[column] = value if column == "draft" else yaml.safe_load(value)  # a size name stays text: 1.2M
-        if f"{column}.name" in row:  # a config group chosen by name: the name is its column and its .name
-            row[f"{column}.name"] = row[column]
+        if f"{column}.name" not in row:
+            row[column] = text if column == "draft" else parsed(text)  # a size name stays text: 1.2M
+            continue
+        chose = next((cell_columns(job) for job in started if job.get(f"{column}.name") == text), {})
+        group = {k: v for k, v in chose.items() if k.startswith(f"{column}.")}
+        row = {k: v for k, v in row.items() if not k.startswith(f"{column}.")} | group
+        row[column] = row[f"{column}.name"] = text
+        if column == "optimization":
+            row["setting"] = chose.get("setting", f"optimization={text}")
     if any(key.startswith("optimization.") for key in overrides):
         row["setting"] = schema.setting_label({k.removeprefix("optimization."): v for k, v in row.items()
                                                if k.startswith("optimization.")})
@@ -187,6 +212,14 @@ def override_values(overrides: list[str]) -> dict[str, list[str]]:
         values[override.get_key_element()] = (list(override.sweep_string_iterator()) if override.is_sweep_override()
                                               else [override.get_value_element_as_str()])
     return values
+
+
+def parsed(text: str) -> Any:
+    """An override's value as Hydra reads it: "3" -> 3, "true" -> True, "1.2M" -> "1.2M"."""
+    try:
+        return OverridesParser.create().parse_override(f"value={text}").value()
+    except Exception:  # not valid override syntax: the text as it is
+        return text
 
 
 def load_yaml(path: Path) -> Any:

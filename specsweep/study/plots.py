@@ -1,5 +1,5 @@
-"""The study's plots, one set per study group (see specsweep.study): PNG files for the sweep directory and the
-report, and the same figures for the notebook.
+"""The study's plots, one set per study group (see specsweep.study.tables): PNG files for the sweep directory and
+the report, and the same figures for the notebook.
 
 - latency per token against gamma, a line per draft, the autoregressive baseline dashed (Liu et al. 2024's figure);
 - speedup heatmap, draft x gamma;

@@ -2,7 +2,7 @@
 
 With one completion per problem, pass@1 is simply the pass rate. The program for a sample is
 prompt + truncated completion + "\\n" + reference, where the reference is the problem's test code followed by
-`check(<entry_point>)`. Programs run in a child process via specsweep.sandbox, never in this one: they are
+`check(<entry_point>)`. Programs run in a child process via specsweep.data.sandbox, never in this one: they are
 model-written code.
 
 This file is an `evaluate` module loaded by local path (specsweep.data.quality.load): evaluate copies it into its
