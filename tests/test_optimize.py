@@ -31,8 +31,8 @@ def saved(tmp_path_factory) -> dict[str, str]:
     return paths
 
 
-def load(path: str, **switches) -> torch.nn.Module:
-    return families.load_model(path, None, False, "cpu", switches.Setting(**switches))
+def load(path: str, **changes) -> torch.nn.Module:
+    return families.load_model(path, None, False, "cpu", switches.Setting(**changes))
 
 
 def settings(*overrides: str) -> dict[str, switches.Setting]:
@@ -106,15 +106,15 @@ def test_the_draft_can_differ_from_the_target():
     assert roles["draft"].attn == roles["target"].attn == "sdpa"
 
 
-@pytest.mark.parametrize("switches", [
+@pytest.mark.parametrize("changes", [
     {"attn": "eager"}, {"attn": "sdpa"}, {"dtype": "bfloat16"}, {"quantization": "int8-dynamic"},
     {"compile": True, "compile_backend": "eager"},  # inductor takes minutes to compile on CPU; eager traces
 ], ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
 @pytest.mark.parametrize("use_cache", [True, False])
-def test_greedy_speculative_equals_autoregressive_under_each_switch(saved, prompts, switches, use_cache):
+def test_greedy_speculative_equals_autoregressive_under_each_switch(saved, prompts, changes, use_cache):
     """The reference is the optimised target's own autoregressive output: speculative decoding must not change
     what the (quantised, bfloat16, ...) target says, only how fast."""
-    target, draft = load(saved["target"], **switches), load(saved["draft"], **switches)
+    target, draft = load(saved["target"], **changes), load(saved["draft"], **changes)
     accepted = rejections = 0
     for prompt in prompts[:6]:
         expected = autoregressive(target, prompt, max_new_tokens=MAX_NEW, use_cache=use_cache).tokens.tolist()
