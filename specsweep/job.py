@@ -31,7 +31,7 @@ BASELINE = "autoregressive"
 # bench.reference: the reference row of Hayashizaki et al. 2024, table 2: autoregressive decoding with no
 # optimisation (eager attention, float32, no quantisation, no compile, no KV cache), timed in the same job.
 REFERENCE = "reference"
-REFERENCE_SETTING = switches.Setting(attn="eager")
+REFERENCE_SETTING = switches.Setting(attn="eager", dtype="float32")
 
 Call = Callable[[torch.Tensor, int], Generation]  # (prompt [1, S], call index) -> Generation
 Runs = dict[str, list[list[Generation]]]  # call name -> per prompt -> per repeat

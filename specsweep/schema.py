@@ -65,8 +65,8 @@ class OptimizationConfig:
 
     name: str = MISSING
     kv_cache: bool = True  # false: every forward re-reads the whole sequence (our own loops only)
-    attn: str = "sdpa"  # eager | sdpa (bettertransformer is an alias of sdpa)
-    dtype: str = "float32"  # float32 | bfloat16 | float16 (allowed on CPU, with a warning)
+    attn: str = "auto"  # auto (SDPA where the architecture has it, else eager) | eager | sdpa (alias bettertransformer)
+    dtype: str = "auto"  # auto (float32 on CPU; on CUDA the checkpoint's half precision) | float32 | bfloat16 | float16
     quantization: str = "none"  # none | int8-dynamic (CPU) | bnb-8bit | bnb-4bit (CUDA, bitsandbytes)
     compile: bool = False  # torch.compile the forwards (speculative, autoregressive); compile time not timed
     compile_backend: str = "inductor"  # torch.compile's backend; "eager" traces without generating code

@@ -53,3 +53,12 @@ def micro_env(specsweep_home, monkeypatch) -> dict[str, str]:
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return dict(os.environ)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device, and this machine has none")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

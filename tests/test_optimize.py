@@ -103,7 +103,7 @@ def test_the_kv_cache_switch_decides_whether_a_cache_object_exists(target, near_
 def test_the_draft_can_differ_from_the_target():
     roles = settings("optimization.quantization=int8-dynamic", "+optimization.draft.quantization=none")
     assert roles["target"].quantization == "int8-dynamic" and roles["draft"].quantization == "none"
-    assert roles["draft"].attn == roles["target"].attn == "sdpa"
+    assert roles["draft"].attn == roles["target"].attn == "auto"
 
 
 @pytest.mark.parametrize("changes", [
@@ -212,3 +212,52 @@ def test_compilation_happens_in_the_warm_up_and_is_reported_apart(micro_env, tmp
     assert metrics["compile_seconds"] > 0 and metrics["compile_seconds_timed"] == 0
     assert metrics["exact_match"] == 1.0
     assert record["applied"]["target"]["compiled"] and record["applied"]["draft"]["compiled"]
+
+
+@pytest.fixture(scope="module")
+def bloom(tmp_path_factory) -> str:
+    """A tiny BLOOM, an architecture transformers runs only with eager attention."""
+    from transformers import BloomConfig, BloomForCausalLM
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("bloom")
+    BloomForCausalLM(BloomConfig(vocab_size=96, hidden_size=32, n_layer=2, n_head=4)).save_pretrained(path)
+    return str(path)
+
+
+def test_auto_attention_is_sdpa_where_the_architecture_has_it_else_eager(saved, bloom):
+    assert switches.applied(load(saved["target"]))["attn"] == "sdpa"  # GPT-NeoX
+    assert switches.applied(load(bloom))["attn"] == "eager"
+    assert switches.applied(load(bloom, attn="eager"))["attn"] == "eager"
+
+
+def test_sdpa_on_an_architecture_without_it_is_one_sentence_before_loading(bloom):
+    with pytest.raises(ConfigError) as error:
+        load(bloom, attn="sdpa")
+    message = str(error.value)
+    assert "\n" not in message and "optimization.attn=sdpa" in message and "BloomForCausalLM" in message
+    assert "optimization.attn=auto or eager" in message
+
+
+def test_auto_dtype_is_float32_off_cuda(saved):
+    assert switches.applied(load(saved["target"]))["dtype"] == "float32"
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(saved["target"])
+    config.dtype = "bfloat16"  # a checkpoint saved in half precision still runs float32 on a CPU
+    assert switches.auto_dtype(config, CPU) == "float32"
+
+
+@pytest.mark.cuda
+def test_auto_dtype_on_cuda_is_the_checkpoints_half_precision(saved):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(saved["target"])
+    cuda = torch.device("cuda")
+    fallback = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    config.dtype = "float16"
+    assert switches.auto_dtype(config, cuda) == "float16"
+    config.dtype = "float32"
+    assert switches.auto_dtype(config, cuda) == fallback
+    model = families.load_model(saved["target"], None, False, "cuda", switches.Setting())
+    assert switches.applied(model)["dtype"] == fallback

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from huggingface_hub import constants as hub_constants
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from specsweep.errors import ConfigError
 from specsweep.models import embedded, switches
@@ -97,9 +97,11 @@ def load(family: ModelFamilyConfig, draft: str | None, device: torch.device,
 @functools.lru_cache(maxsize=4)
 def load_model(location: str, revision: str | None, trust_remote_code: bool, device: str,
                setting: switches.Setting) -> PreTrainedModel:
+    config = AutoConfig.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code)
+    setting = switches.resolve(setting, config, torch.device(device), location)
     kwargs = switches.load_kwargs(setting, torch.device(device))
-    model = AutoModelForCausalLM.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code,
-                                                 **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(location, config=config, revision=revision,
+                                                 trust_remote_code=trust_remote_code, **kwargs)
     if "device_map" not in kwargs:
         model = model.to(device)
     return switches.prepare(model.eval(), setting)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 
 from specsweep.errors import ConfigError
 from specsweep.models.compile import compile_forward
@@ -21,10 +21,12 @@ from specsweep.models.int8 import PerTokenInt8Linear, float_linears, quantize_in
 if TYPE_CHECKING:
     from specsweep.schema import OptimizationConfig
 
-ATTN = ("eager", "sdpa")
+AUTO = "auto"  # attn: SDPA where the architecture has it, else eager; dtype: see `auto_dtype`
+ATTN = (AUTO, "eager", "sdpa")
 # optimum's BetterTransformer for decoder models became transformers' SDPA attention (optimum deprecated it).
 ATTN_ALIASES = {"bettertransformer": "sdpa"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_CHOICES = (AUTO, *DTYPES)
 QUANTIZATIONS = ("none", "int8-dynamic", "bnb-8bit", "bnb-4bit")
 PER_MODEL = ("attn", "dtype", "quantization", "compile", "compile_backend")  # what optimization.draft may override
 
@@ -33,8 +35,8 @@ PER_MODEL = ("attn", "dtype", "quantization", "compile", "compile_backend")  # w
 class Setting:
     """How one model is loaded and prepared. Hashable: loaded models are cached per (location, Setting)."""
 
-    attn: str = "sdpa"
-    dtype: str = "float32"
+    attn: str = AUTO
+    dtype: str = AUTO
     quantization: str = "none"
     compile: bool = False
     compile_backend: str = "inductor"
@@ -70,8 +72,9 @@ def check_setting(setting: Setting, param: str, device: torch.device) -> None:
     if setting.attn not in ATTN:
         raise ConfigError(f"{param}.attn={setting.attn!r} is invalid; it must be one of {', '.join(ATTN)} "
                           f"(or bettertransformer, an alias of sdpa).")
-    if setting.dtype not in DTYPES:
-        raise ConfigError(f"{param}.dtype={setting.dtype!r} is invalid; it must be one of {', '.join(DTYPES)}.")
+    if setting.dtype not in DTYPE_CHOICES:
+        raise ConfigError(f"{param}.dtype={setting.dtype!r} is invalid; it must be one of "
+                          f"{', '.join(DTYPE_CHOICES)}.")
     if setting.quantization not in QUANTIZATIONS:
         raise ConfigError(f"{param}.quantization={setting.quantization!r} is invalid; it must be one of "
                           f"{', '.join(QUANTIZATIONS)}.")
@@ -83,7 +86,7 @@ def check_setting(setting: Setting, param: str, device: torch.device) -> None:
         if missing:
             raise ConfigError(f"{param}.quantization={setting.quantization} needs the {' and '.join(missing)} "
                               f"package(s), not installed; pip install {' '.join(missing)}.")
-        if setting.quantization == "bnb-8bit" and setting.dtype == "float32":
+        if setting.quantization == "bnb-8bit" and setting.dtype == "float32":  # auto is half precision on CUDA
             warnings.warn(f"{param}.quantization=bnb-8bit with dtype=float32: bitsandbytes' int8 matmul casts "
                           f"activations to float16, so this cell runs float16 activations; dtype=float16 says so.",
                           stacklevel=2)
@@ -92,7 +95,7 @@ def check_setting(setting: Setting, param: str, device: torch.device) -> None:
             instead = "; use quantization=bnb-8bit on CUDA" if device.type == "cuda" else ""
             raise ConfigError(f"{param}.quantization=int8-dynamic runs on CPU only (torch's dynamic int8 kernels "
                               f"are fbgemm's) but this job runs on {device.type}{instead}.")
-        if setting.dtype != "float32":
+        if setting.dtype not in ("float32", AUTO):  # auto is float32 off CUDA
             raise ConfigError(f"{param}.quantization=int8-dynamic needs dtype=float32 (torch's dynamic int8 Linear "
                               f"takes float32 activations), not dtype={setting.dtype}.")
     if setting.compile and setting.compile_backend not in torch._dynamo.list_backends(exclude_tags=()):
@@ -103,9 +106,47 @@ def check_setting(setting: Setting, param: str, device: torch.device) -> None:
                       f"an emulated dtype; bfloat16 or float32 is what a CPU user would run.", stacklevel=2)
 
 
+def resolve(setting: Setting, config: PretrainedConfig, device: torch.device, name: str) -> Setting:
+    """`setting` with "auto" replaced by what this checkpoint gets on `device`, read from its config before any
+    weights load; an explicit attn=sdpa on an architecture without SDPA fails here, with one sentence."""
+    model_class = architecture(config)
+    sdpa = getattr(model_class, "_supports_sdpa", None)  # None: a remote-code class transformers does not know
+    if setting.attn == "sdpa" and sdpa is False:
+        raise ConfigError(f"optimization.attn=sdpa is invalid for {name} ({model_class.__name__}), which transformers "
+                          f"cannot run with SDPA attention; use optimization.attn=auto or eager.")
+    attn = ("sdpa" if sdpa else "eager" if sdpa is False else AUTO) if setting.attn == AUTO else setting.attn
+    dtype = auto_dtype(config, device) if setting.dtype == AUTO else setting.dtype
+    return replace(setting, attn=attn, dtype=dtype)
+
+
+def architecture(config: PretrainedConfig) -> type | None:
+    """The causal-LM class transformers would build for `config`, without building it."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM._model_mapping[type(config)]
+    except KeyError:
+        return None
+
+
+def auto_dtype(config: PretrainedConfig, device: torch.device) -> str:
+    """float32 off CUDA. On CUDA the checkpoint's own half precision (its config's dtype), else bfloat16 where the
+    GPU has it, else float16: what the published studies ran (fp16 on an RTX 3090 and a T4), at half the memory."""
+    if device.type != "cuda":
+        return "float32"
+    saved = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "").removeprefix("torch.")
+    bfloat16 = torch.cuda.is_bf16_supported()
+    if saved == "float16" or (saved == "bfloat16" and bfloat16):
+        return saved
+    return "bfloat16" if bfloat16 else "float16"
+
+
 def load_kwargs(setting: Setting, device: torch.device) -> dict[str, Any]:
-    """from_pretrained keyword arguments: attention, dtype and bitsandbytes are applied while loading."""
-    kwargs: dict[str, Any] = {"attn_implementation": setting.attn, "dtype": DTYPES[setting.dtype]}
+    """from_pretrained keyword arguments of a resolved setting: attention, dtype and bitsandbytes are applied
+    while loading; attn "auto" (a class transformers does not know) lets transformers choose."""
+    kwargs: dict[str, Any] = {"dtype": DTYPES[setting.dtype]}
+    if setting.attn != AUTO:
+        kwargs["attn_implementation"] = setting.attn
     if setting.quantization.startswith("bnb-"):
         from transformers import BitsAndBytesConfig
 
@@ -130,7 +171,7 @@ def verify(model: torch.nn.Module, setting: Setting) -> None:
     """A requested switch that silently did nothing is a bug, not a measurement: compare what the model
     reports with what was asked for."""
     got = applied(model)
-    wanted = {"attn": setting.attn, "compiled": setting.compile}
+    wanted: dict[str, Any] = {"compiled": setting.compile} | ({"attn": setting.attn} if setting.attn != AUTO else {})
     if not setting.quantization.startswith("bnb-"):  # bitsandbytes keeps int8/uint8 weights: no single dtype
         wanted["dtype"] = setting.dtype
     wrong = [f"{key}={got[key]} (asked for {value})" for key, value in wanted.items() if got[key] != value]
