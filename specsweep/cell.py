@@ -122,7 +122,14 @@ def check(spec: schema.Config) -> Cell:
     if method is None:
         raise ConfigError(f"method.name={spec.method.name!r} is not a method; the methods are {', '.join(METHODS)}.")
     draft = spec.draft if method.uses_draft else None
-    families.validate(spec.model_family, draft)
+    try:
+        families.validate(spec.model_family, draft)
+    except ConfigError as error:
+        elsewhere = schema.families_with(draft) if draft not in spec.model_family.drafts else []
+        if not elsewhere:
+            raise
+        raise ConfigError(f"{str(error).removesuffix('.')}; {draft} is a size of {', '.join(elsewhere)}: add "
+                          f"model_family={elsewhere[0]}.") from None
     gamma = spec.gamma if method.uses_gamma else None
     if method.uses_gamma and not (isinstance(gamma, int) and gamma in GAMMAS):
         raise ConfigError(f"gamma={gamma} is invalid for method {method.name}; it must be an integer in "

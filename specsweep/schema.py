@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
+
+CONF = Path(__file__).resolve().parent.parent / "conf"  # the config tree `python -m specsweep` composes
 
 # Top-level keys that say how a job runs, not what it measures: they are not part of a cell's identity (its
 # resume key), not axes of a study, and not in a job directory's name (conf/hydra/default.yaml reads this list
@@ -99,6 +102,12 @@ def axes(config: dict[str, Any], uses_draft: bool, uses_gamma: bool) -> dict[str
         "gamma": config["gamma"] if uses_gamma else None, "model_family": config["model_family"]["name"],
         "dataset": config["dataset"]["name"], "optimization": config["optimization"]["name"],
     }
+
+
+def families_with(size: str) -> list[str]:
+    """The model families of conf/model_family/ that have a draft of this size name."""
+    return [path.stem for path in sorted((CONF / "model_family").glob("*.yaml"))
+            if size in (OmegaConf.load(path).get("drafts") or {})]
 
 
 def setting_label(switches: dict[str, Any]) -> str:

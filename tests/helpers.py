@@ -56,7 +56,9 @@ def compose_config(overrides: list[str], output_dir: Path | None = None) -> Dict
     return cfg
 
 
-def sweep(sweep_dir: Path, env: dict[str, str], *overrides: str) -> subprocess.CompletedProcess:
+def sweep(sweep_dir: Path, env: dict[str, str], *overrides: str, experiment: str | None = "smoke"
+          ) -> subprocess.CompletedProcess:
     """`python -m specsweep -m experiment=smoke ...` into `sweep_dir`, in a subprocess."""
-    command = [sys.executable, "-m", "specsweep", "-m", "experiment=smoke", f"hydra.sweep.dir={sweep_dir}", *overrides]
+    chosen = [f"experiment={experiment}"] if experiment else []
+    command = [sys.executable, "-m", "specsweep", "-m", *chosen, f"hydra.sweep.dir={sweep_dir}", *overrides]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

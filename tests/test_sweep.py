@@ -19,14 +19,16 @@ pytestmark = pytest.mark.slow
 
 def test_multirun_writes_a_job_per_cell_resumes_and_survives_a_failing_cell(micro_env, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    first = sweep(sweep_dir, micro_env, "draft=16K,37K,9M", "gamma=1,3")
-    assert first.returncode == 1, first.stderr  # the sweep finished, but one size does not exist
+    # XL is a size the config names but the built family lacks: checked cells that fail when they load.
+    first = sweep(sweep_dir, micro_env, "+model_family.drafts.XL=XL", "draft=16K,37K,XL", "gamma=1,3")
+    assert first.returncode == 1, first.stderr  # the sweep finished, but one size does not load
     dirs = job_dirs(sweep_dir)
     assert len(dirs) == 6
     statuses = {d.name: record.read_status(d)["status"] for d in dirs}
     assert sorted(statuses.values()) == ["done"] * 4 + ["failed"] * 2
     failed = [d for d in dirs if statuses[d.name] == "failed"]
-    assert all("draft=9M" in d.name and "draft=9M is not a size" in record.read_status(d)["error"] for d in failed)
+    assert all("draft=XL" in d.name and "names XL, which the built family" in record.read_status(d)["error"]
+               for d in failed)
     for d in dirs:
         if statuses[d.name] == "done":
             metrics = json.loads((d / record.METRICS_JSON).read_text())["metrics"]
@@ -37,7 +39,7 @@ def test_multirun_writes_a_job_per_cell_resumes_and_survives_a_failing_cell(micr
 
     # The same command again: the four done cells are skipped; only the failing ones run (and fail) again.
     times = {d.name: (d / record.METRICS_JSON).stat().st_mtime_ns for d in dirs if statuses[d.name] == "done"}
-    second = sweep(sweep_dir, micro_env, "draft=16K,37K,9M", "gamma=1,3")
+    second = sweep(sweep_dir, micro_env, "+model_family.drafts.XL=XL", "draft=16K,37K,XL", "gamma=1,3")
     assert second.returncode == 1
     assert times == {name: (sweep_dir / name / record.METRICS_JSON).stat().st_mtime_ns for name in times}
 
@@ -62,7 +64,8 @@ def test_wandb_offline_writes_a_run_per_job_with_summary_metrics(micro_env, tmp_
 
 @pytest.mark.parametrize("overrides,sentence", [
     (["model_family=embedded_micro", "draft=6M"],
-     "draft=6M is not a size of model family embedded_micro; its sizes are 16K, 37K."),
+     "draft=6M is not a size of model family embedded_micro; its sizes are 16K, 37K; 6M is a size of "
+     "japanese_gpt_neox_xlsum: add model_family=japanese_gpt_neox_xlsum."),
     (["model_family=embedded_micro", "gamma=9"],
      "gamma=9 is invalid for method speculative; it must be an integer in 1..7."),
     (["model_family=embedded_micro", "dataset.num_samples=0"],
@@ -81,3 +84,27 @@ def test_a_bad_single_run_exits_non_zero_with_its_sentence(micro_env, tmp_path, 
     output = done.stdout + done.stderr
     assert sentence in output and "Traceback" not in output, output
     assert not (tmp_path / "run" / record.METRICS_JSON).exists()
+
+
+def test_a_sweep_with_invalid_cells_stops_before_its_first_job(micro_env, tmp_path):
+    """The mission's own example on the embedded family: every cell names a size the family lacks. The sweep
+    stops within seconds, with one sentence per distinct problem that names the family that has the size."""
+    done = sweep(tmp_path / "sweep", micro_env, "model_family=embedded", "draft=6M,29M,247M", "gamma=1,3,5,7")
+    assert done.returncode == 1
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output and not (tmp_path / "sweep").exists()  # nothing launched, nothing built
+    for size in ("6M", "29M", "247M"):
+        assert (f"draft={size} is not a size of model family embedded; its sizes are 275K, 574K, 1.2M, 2.5M; "
+                f"{size} is a size of japanese_gpt_neox_xlsum: add model_family=japanese_gpt_neox_xlsum. "
+                f"(4 of 12 cells)") in output, output
+
+
+def test_a_sweep_prints_its_plan_before_it_starts(micro_env, tmp_path):
+    first = sweep(tmp_path / "sweep", micro_env, "method=autoregressive,speculative", "draft=37K", "gamma=1,2")
+    assert first.returncode == 0, first.stderr
+    output = first.stdout + first.stderr
+    # autoregressive ignores gamma: 4 cells, 3 to measure; 2 prompts x 8 tokens x 1 repeat x 2 decoders each.
+    assert ("sweep plan: 4 cells, 3 to measure after dedupe, 0 of them already done; 2 prompts x 8 new tokens x "
+            "1 repeats x 2 decoders per cell; 96 tokens to generate") in output, output
+    again = sweep(tmp_path / "sweep", micro_env, "method=autoregressive,speculative", "draft=37K", "gamma=1,2")
+    assert "3 to measure after dedupe, 3 of them already done" in again.stdout + again.stderr

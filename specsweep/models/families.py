@@ -60,7 +60,7 @@ def locate(family: ModelFamilyConfig, draft: str | None) -> dict[str, str]:
         return names
     root = built_family(family.recipe)
     built = json.loads((root / embedded.MANIFEST).read_text())["drafts"]
-    missing = sorted(set(family.drafts.values()) - set(built.values()))
+    missing = sorted(set(names.values()) - set(built.values()) - {family.target})
     if missing:
         raise ConfigError(f"model_family.drafts of {family.name} names {', '.join(missing)}, which the built family "
                           f"at {root} lacks; its drafts are {', '.join(built)}.")

@@ -1,0 +1,68 @@
+"""The plan of a sweep, before its first job: every cell composed and passed through `cell.check` (no model,
+tokenizer or dataset is loaded), the distinct problems, and what the sweep is about to do (cells, cells left after
+dedupe and resume, tokens to generate). Hydra's sweeper plugin (hydra_plugins/specsweep_sweeper) runs it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, open_dict
+
+from specsweep import cell, record, schema
+from specsweep.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Plan:
+    cells: int  # jobs the sweep launches
+    keys: dict[str, schema.Config]  # distinct cells (identity key -> typed config): what will be measured
+    done: set[str]  # keys already done in the sweep directory (resume)
+    problems: Counter  # one sentence per distinct problem -> cells that have it
+
+    def tokens(self) -> int:
+        """Tokens to generate for the cells not done yet: prompts x new tokens x repeats x decoders (the method,
+        its autoregressive baseline, and the reference row where bench.reference is set); warm-up not counted."""
+        return sum(calls(spec) * spec.dataset.num_samples * spec.bench.max_new_tokens * spec.bench.repeats
+                   for key, spec in self.keys.items() if key not in self.done)
+
+    def describe(self) -> str:
+        todo = [spec for key, spec in self.keys.items() if key not in self.done]
+        shape = {(s.dataset.num_samples, s.bench.max_new_tokens, s.bench.repeats, calls(s)) for s in todo}
+        per_cell = ("{} prompts x {} new tokens x {} repeats x {} decoders per cell".format(*shape.pop())
+                    if len(shape) == 1 else "cells of different sizes")
+        return (f"sweep plan: {self.cells} cells, {len(self.keys)} to measure after dedupe, {len(self.done)} of them "
+                f"already done; {per_cell}; {self.tokens():,} tokens to generate")
+
+
+def calls(spec: schema.Config) -> int:
+    return 3 if spec.bench.reference else 2
+
+
+def plan(config: DictConfig, cells: Sequence[Sequence[str]], loader: Any) -> Plan:
+    """Compose and check every cell of a sweep; nothing is loaded."""
+    keys: dict[str, schema.Config] = {}
+    problems: Counter = Counter()
+    for overrides in cells:
+        composed = loader.load_sweep_config(master_config=config, sweep_overrides=list(overrides))
+        with open_dict(composed):
+            del composed["hydra"]
+            composed.output_dir = "(planned)"  # ${hydra:runtime.output_dir} exists only inside a job
+        try:
+            spec = cell.typed(composed)
+            cell.check(spec)
+        except ConfigError as error:
+            problems[str(error)] += 1
+            continue
+        keys.setdefault(cell.key(spec), spec)
+    return Plan(len(cells), keys, done_keys(Path(config.hydra.sweep.dir)), problems)
+
+
+def done_keys(sweep_dir: Path) -> set[str]:
+    if not sweep_dir.is_dir():
+        return set()
+    statuses = (record.read_status(job_dir) for job_dir in sweep_dir.iterdir() if job_dir.is_dir())
+    return {status["key"] for status in statuses if status and status.get("status") == "done"}
