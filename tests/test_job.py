@@ -105,3 +105,20 @@ def test_pass_at_1_runs_only_when_opted_in(micro_env, tmp_path):
     assert "pass_at_1" not in without and without["exact_match"] == 1.0
     opted_in = job.run(compose_config(humaneval + ["dataset.execute_code=true"], tmp_path / "on"))["metrics"]
     assert opted_in["pass_at_1"] == 0.0  # six tokens of a micro model do not solve HumanEval/..
+
+
+def test_a_model_that_does_not_load_is_one_sentence_and_a_recorded_failure(micro_env, tmp_path):
+    import shutil
+
+    from specsweep.models import families
+
+    broken = tmp_path / "broken"
+    shutil.copytree(families.built_family("micro") / "target", broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    cfg = compose_config(FAST + [f"model_family.target={broken}"], tmp_path / "job")
+    with pytest.raises(ConfigError) as error:
+        job.run(cfg)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"model_family.target='{broken}' could not be loaded")
+    assert "complete Hugging Face model directory" in message
+    assert record.read_status(tmp_path / "job")["status"] == "failed"

@@ -134,7 +134,14 @@ def read_examples(cfg: DatasetConfig, tokenizer: PreTrainedTokenizerBase | None 
     if cfg.truncate and tokenizer is None:
         raise ConfigError(f"dataset.truncate={dict(cfg.truncate)!r} needs the target's tokenizer, but none was "
                           "given; pass the tokenizer or set dataset.truncate={}.")
-    table = load_table(cfg)
+    try:
+        table = load_table(cfg)
+    except ConfigError:
+        raise
+    except Exception as error:  # the datasets library's own errors are many: one sentence, the cause chained
+        raise ConfigError(f"dataset {cfg.name!r} (dataset.path={cfg.path!r}) could not be read "
+                          f"({type(error).__name__}: {first_line(error)}); point dataset.path at a local "
+                          ".jsonl/.json/.csv/.parquet file or save_to_disk directory, or download it again.") from error
     check_fields(cfg, table.column_names)
     if len(table) == 0:
         raise ConfigError(f"dataset.split={cfg.split!r} of dataset.path={cfg.path!r} has no rows; it must have at "

@@ -112,14 +112,24 @@ def load_tokenizer(location: str, revision: str | None, trust_remote_code: bool)
     return AutoTokenizer.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code)
 
 
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0].rstrip(".") if text else "no message"
+
+
 @contextlib.contextmanager
 def explain_missing(location: str, param: str) -> Iterator[None]:
-    """Turns "not cached and the hub is unreachable" into one sentence that says how to fix it."""
+    """Any failure to load a model or its tokenizer becomes one sentence: which one, why, and how to fix it (the
+    cause stays chained, for the traceback in status.json)."""
     try:
         yield
-    except OSError:
-        if Path(location).is_dir():
-            raise  # a real directory that fails to load: the error is about its contents
+    except ConfigError:
+        raise
+    except Exception as error:
+        if not isinstance(error, OSError) or Path(location).is_dir():
+            raise ConfigError(f"{param}={location!r} could not be loaded ({type(error).__name__}: "
+                              f"{first_line(error)}); point it at a complete Hugging Face model directory (config, "
+                              f"weights and tokenizer files) or hub id, or download it again.") from error
         if location.startswith(("/", ".", "~")):
             raise ConfigError(f"{param}={location!r} is not an existing directory; point it at a saved model "
                               f"directory or a hub id.") from None
