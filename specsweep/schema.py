@@ -5,6 +5,7 @@ out of range) once, before any model loads."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class DatasetConfig:
     language: str = "en"  # ROUGE tokenisation: "en", "ja" (MeCab via fugashi + unidic-lite) or "code"
     execute_code: bool = False  # pass@1 runs model-written code (sandboxed subprocess): opt in explicitly
     num_samples: int = 8  # prompts per job, a reproducible subsample drawn with `seed`
+    subsample: str = "random"  # random (drawn with `seed`) | first (the first num_samples rows, e.g. HumanEval/0..99)
     seed: int = 0
     prefix_lines: int = 24  # stdlib_heldout: lines of source in a prompt
     continuation_lines: int = 8  # stdlib_heldout: lines of the reference continuation
@@ -162,9 +164,21 @@ class Config:
     output_dir: str = MISSING
 
 
+def dirname(overrides: str, limit: int = 160) -> str:
+    """A job directory's name from its overrides: one path component (a value that is a path, such as
+    dataset.path=/data/x.jsonl, must not make nested directories) and short enough for any file system (a long
+    name keeps its start and a hash of the rest)."""
+    name = overrides.replace("/", "_")
+    if len(name) <= limit:
+        return name
+    return f"{name[:limit - 13]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+
+
 def register() -> None:
-    if not OmegaConf.has_resolver("specsweep.not_measured"):
-        OmegaConf.register_new_resolver("specsweep.not_measured", lambda *more: [*NOT_MEASURED, *more])
+    for name, resolver in (("specsweep.not_measured", lambda *more: [*NOT_MEASURED, *more]),
+                           ("specsweep.dirname", dirname)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
     for group, node in [("model_family", ModelFamilyConfig), ("dataset", DatasetConfig), ("method", MethodConfig),

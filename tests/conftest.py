@@ -11,7 +11,7 @@ import torch
 from transformers import GPTNeoXForCausalLM
 
 from specsweep.models import embedded
-from tests.helpers import perturbed, tiny_model
+from tests.helpers import perturbed, save_stand_ins, tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +43,14 @@ def specsweep_home(tmp_path_factory) -> Path:
     """A cache home holding the built micro family, shared by every test that runs the sweep application."""
     home = tmp_path_factory.mktemp("specsweep_home")
     embedded.build(embedded.MICRO, home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def hub_cache(tmp_path_factory) -> Path:
+    """An HF_HOME holding tiny stand-ins of every hub family's models at their hub ids."""
+    home = tmp_path_factory.mktemp("hf")
+    save_stand_ins(home)
     return home
 
 

@@ -71,3 +71,11 @@ def test_keys_that_are_not_measured_name_no_job_directory():
         cfg = compose("config", return_hydra_config=True)
     excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
     assert excluded == [*NOT_MEASURED, "experiment", "hydra.sweep.dir"]
+
+
+def test_a_job_directory_name_is_one_short_component():
+    from specsweep.schema import dirname
+
+    assert dirname("dataset.path=/data/x.jsonl,gamma=3") == "dataset.path=_data_x.jsonl,gamma=3"
+    long = dirname("model_family.target=/" + "a" * 300)
+    assert len(long) == 160 and "/" not in long and long != dirname("model_family.target=/" + "a" * 299)

@@ -329,3 +329,12 @@ def test_no_rows(tmp_path):
                                           r"\d+ lines \(the longest file\), less to find windows that are not mostly "
                                           r"blank\.$"):
         load_examples(stdlib_config(prefix_lines=100_000))
+
+
+def test_the_first_rows_instead_of_a_random_subsample():
+    """A reproduction of Chen et al. 2023 scored the first 100 HumanEval problems, not a random 100."""
+    first = load_examples(config(source="humaneval", template="{prompt}", reference_field="canonical_solution",
+                                 num_samples=5, subsample="first"))
+    assert [e.id for e in first] == [f"HumanEval/{i}" for i in range(5)]
+    with pytest.raises(ConfigError, match="dataset.subsample='last' is invalid"):
+        validate(config(path="x.jsonl", subsample="last"))

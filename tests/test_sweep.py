@@ -108,3 +108,10 @@ def test_a_sweep_prints_its_plan_before_it_starts(micro_env, tmp_path):
             "1 repeats x 2 decoders per cell; 96 tokens to generate") in output, output
     again = sweep(tmp_path / "sweep", micro_env, "method=autoregressive,speculative", "draft=37K", "gamma=1,2")
     assert "3 to measure after dedupe, 3 of them already done" in again.stdout + again.stderr
+
+
+def test_a_sweep_in_which_every_cell_failed_writes_its_failures_and_exits_1(micro_env, tmp_path):
+    done = sweep(tmp_path / "sweep", micro_env, "+model_family.drafts.XL=XL", "draft=XL", "gamma=1,2")
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    study = (tmp_path / "sweep" / "study.md").read_text()
+    assert "## Jobs that did not finish" in study and study.count("names XL, which the built family") == 2

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCES = ("stdlib_heldout", "humaneval", "hub")
+SUBSAMPLES = ("random", "first")
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 ID_FIELDS = ("id", "task_id")  # a hub row's own id, when it has one; otherwise its index
 REPLACEMENT = "\ufffd"
@@ -63,6 +64,8 @@ def validate(cfg: DatasetConfig) -> None:
     """What can be checked without reading any data, so a sweep fails before a model loads."""
     if not isinstance(cfg.num_samples, int) or cfg.num_samples < 1:
         raise ConfigError(f"dataset.num_samples={cfg.num_samples!r} is invalid; it must be at least 1.")
+    if cfg.subsample not in SUBSAMPLES:
+        raise ConfigError(f"dataset.subsample={cfg.subsample!r} is invalid; it must be one of {', '.join(SUBSAMPLES)}.")
     if cfg.source not in SOURCES:
         raise ConfigError(f"dataset.source={cfg.source!r} is unknown; it must be one of {', '.join(SOURCES)}.")
     if cfg.source == "hub" and not cfg.path:
@@ -121,9 +124,10 @@ def load_examples(cfg: DatasetConfig, tokenizer: PreTrainedTokenizerBase | None 
     """`cfg.num_samples` examples of the dataset, the same ones on every call and every machine.
 
     The subsample is the first `num_samples` indices of a `random.Random(cfg.seed)` permutation of the rows,
-    so a larger `num_samples` keeps every example a smaller one drew; the examples are returned in the
-    dataset's own order. When `num_samples` exceeds the rows, all rows are used (and a warning is logged).
-    `tokenizer` (the target's) is needed only when `cfg.truncate` is set.
+    so a larger `num_samples` keeps every example a smaller one drew, or with `subsample="first"` the first
+    `num_samples` rows; the examples are returned in the dataset's own order. When `num_samples` exceeds the
+    rows, all rows are used (and a warning is logged). `tokenizer` (the target's) is needed only when
+    `cfg.truncate` is set.
     """
     validate(cfg)
     return read_examples(cfg, tokenizer)
@@ -146,7 +150,8 @@ def read_examples(cfg: DatasetConfig, tokenizer: PreTrainedTokenizerBase | None 
     if len(table) == 0:
         raise ConfigError(f"dataset.split={cfg.split!r} of dataset.path={cfg.path!r} has no rows; it must have at "
                           "least one.")
-    indices = subsample(len(table), cfg.num_samples, cfg.seed)
+    indices = (subsample(len(table), cfg.num_samples, cfg.seed) if cfg.subsample == "random"
+               else list(range(min(cfg.num_samples, len(table)))))
     if cfg.num_samples > len(table):
         log.warning("dataset.num_samples=%d exceeds the %d rows of %r: using all of them.",
                     cfg.num_samples, len(table), cfg.name)
