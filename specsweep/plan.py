@@ -46,6 +46,7 @@ def plan(config: DictConfig, cells: Sequence[Sequence[str]], loader: Any) -> Pla
     """Compose and check every cell of a sweep; nothing is loaded."""
     keys: dict[str, schema.Config] = {}
     problems: Counter = Counter()
+    unknown: list[cell.UnknownDraft] = []  # merged: "draft=6M, draft=29M are not sizes of ..." once
     for overrides in cells:
         composed = loader.load_sweep_config(master_config=config, sweep_overrides=list(overrides))
         with open_dict(composed):
@@ -54,6 +55,16 @@ def plan(config: DictConfig, cells: Sequence[Sequence[str]], loader: Any) -> Pla
         try:
             spec = cell.typed(composed)
             cell.check(spec)
+        except cell.UnknownDraft as error:
+            for i, known in enumerate(unknown):
+                if both := known.merged(error):
+                    problems[str(both)] = problems.pop(str(known)) + 1
+                    unknown[i] = both
+                    break
+            else:
+                unknown.append(error)
+                problems[str(error)] += 1
+            continue
         except ConfigError as error:
             problems[str(error)] += 1
             continue
