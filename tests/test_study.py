@@ -178,7 +178,7 @@ def test_never_launched_cells_are_inferred_for_any_swept_axes(tmp_path):
         cell = {"method": method, "method.name": method, "draft": draft if drafting else None,
                 "gamma": 3 if drafting else None, "model_family": "fam", "dataset": "data",
                 "optimization.name": "default", "optimization.attn": attn,
-                "setting": "default" if attn == "sdpa" else "attn=eager", "sampling.temperature": 0.0}
+                "setting": f"attn={attn}", "sampling.temperature": 0.0}
         record.write_json(job_dir / record.STATUS, {"status": "failed", "key": str(number), "cell": cell,
                                                     "error": "ValueError: boom"})
     rows = aggregate.collect(tmp_path)
@@ -190,9 +190,9 @@ def test_never_launched_cells_are_inferred_for_any_swept_axes(tmp_path):
         "(never launched) method=speculative,optimization.attn=sdpa,draft=3M"]
     autoregressive = never.loc["(never launched) method=autoregressive,optimization.attn=eager,draft=1M"]
     assert pd.isna(autoregressive["draft"]) and autoregressive["setting"] == "attn=eager"
-    assert never.loc["(never launched) method=speculative,optimization.attn=sdpa,draft=3M", "setting"] == "default"
+    assert never.loc["(never launched) method=speculative,optimization.attn=sdpa,draft=3M", "setting"] == "attn=sdpa"
     assert (never["status"] == "missing").all() and (never["gamma"].dropna() == 3).all()
     grids = {(labels["method"], labels["setting"]): study.grid(frame) for labels, frame in study.groups(rows)}
-    assert sorted(grids) == [("autoregressive", "attn=eager"), ("autoregressive", "default"),
-                             ("speculative", "attn=eager"), ("speculative", "default")]
-    assert list(grids["speculative", "default"]["status"]) == ["missing", "missing"]
+    assert sorted(grids) == [("autoregressive", "attn=eager"), ("autoregressive", "attn=sdpa"),
+                             ("speculative", "attn=eager"), ("speculative", "attn=sdpa")]
+    assert list(grids["speculative", "attn=sdpa"]["status"]) == ["missing", "missing"]
