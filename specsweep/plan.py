@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from specsweep import cell, record, schema
 from specsweep.errors import ConfigError
@@ -65,8 +66,8 @@ def plan(config: DictConfig, cells: Sequence[Sequence[str]], loader: Any) -> Pla
                 unknown.append(error)
                 problems[str(error)] += 1
             continue
-        except ConfigError as error:
-            problems[str(error)] += 1
+        except (ConfigError, OmegaConfBaseException) as error:  # a value the schema refuses, or one left unset
+            problems[str(error).splitlines()[0]] += 1
             continue
         keys.setdefault(cell.key(spec), spec)
     return Plan(len(cells), keys, done_keys(Path(config.hydra.sweep.dir)), problems)
