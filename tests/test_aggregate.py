@@ -207,3 +207,19 @@ def test_a_sweep_from_before_status_held_the_cell_gives_the_same_rows(copy_of):
         del status["cell"]
         status_file.write_text(json.dumps(status))
     pd.testing.assert_frame_equal(aggregate.collect(copy_of)[columns], now)
+
+
+def test_our_sweep_passes_the_consistency_diagnosis(sweep):
+    study_md = (sweep[0] / aggregate.STUDY_MD).read_text()
+    rows = "\n".join(line for line in study_md.splitlines() if line.startswith("|"))  # the tables, not the note
+    assert "not conditioned on earlier drafts" not in rows and "α should not depend on γ" not in rows
+    assert "pair α" in rows and "S (pair α)" in rows
+
+
+def test_a_results_csv_gives_the_same_study_as_its_sweep(copy_of, tmp_path):
+    assert aggregate.summarize([copy_of], copy_of).shape[0] == 6
+    again = tmp_path / "again"
+    done = subprocess.run([sys.executable, "-m", "specsweep.aggregate", str(copy_of / aggregate.RESULTS_CSV),
+                           "--out", str(again)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr  # two cells failed, as in the sweep
+    assert (again / aggregate.STUDY_MD).read_text() == (copy_of / aggregate.STUDY_MD).read_text()

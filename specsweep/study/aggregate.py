@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from omegaconf import OmegaConf
 
 from specsweep import record, schema
 from specsweep.study import dashboard, plots, report, tables
+from specsweep.study.published import read as read_published
 
 log = logging.getLogger(__name__)
 RESULTS_CSV, STUDY_MD, REPORT_HTML, PLOTS_DIR = "results.csv", "study.md", "report.html", "plots"
@@ -29,13 +31,19 @@ STUDY_COLUMNS = ["sweep", "job", "status", "key", *tables.GROUP, *tables.CELL, "
                  "ms_per_token", "baseline_ms_per_token", "exact_match"]
 
 
-def collect(*sweep_dirs: Path) -> pd.DataFrame:
-    """One tidy row per job of every sweep directory: its config axes, status, metrics and provenance.
+def collect(*sources: Path, published: Sequence[Path] = ()) -> pd.DataFrame:
+    """One tidy row per job of every source: a sweep directory (its jobs' config axes, status, metrics and
+    provenance) or a results.csv an earlier aggregation wrote; then the rows of published tables.
     Jobs that failed, never finished, or left an unreadable metrics.json are rows too, with their status."""
     rows = []
-    for sweep_dir in dict.fromkeys(Path(d).resolve() for d in sweep_dirs):  # a sweep named twice counts once
-        jobs = [read_job(job_dir) for job_dir in job_dirs(sweep_dir)]
-        rows += jobs + place_unstarted(sweep_dir, jobs)
+    for source in dict.fromkeys(Path(d).resolve() for d in sources):  # a sweep named twice counts once
+        if source.is_file():
+            rows += pd.read_csv(source, dtype={"draft": str}).to_dict("records")
+            continue
+        jobs = [read_job(job_dir) for job_dir in job_dirs(source)]
+        rows += jobs + place_unstarted(source, jobs)
+    for path in published:
+        rows += read_published(path).to_dict("records")
     table = pd.DataFrame(rows)
     # Columns the study reads exist even when no job wrote them (all failed, or written by an older version).
     table = table.reindex(columns=list(dict.fromkeys([*table.columns, *STUDY_COLUMNS, *INTEGERS])))
@@ -229,12 +237,13 @@ def load_yaml(path: Path) -> Any:
         return None
 
 
-def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = tables.TOLERANCE) -> pd.DataFrame:
-    """Write the study of `sweep_dirs` into `out`, print its tables, log it to W&B when the jobs were logged
-    there, and return the tidy table."""
-    table = collect(*sweep_dirs)
+def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = tables.TOLERANCE,
+              published: Sequence[Path] = ()) -> pd.DataFrame:
+    """Write the study of `sweep_dirs` (and published tables) into `out`, print its tables, log it to W&B when
+    the jobs were logged there, and return the tidy table."""
+    table = collect(*sweep_dirs, published=published)
     if table.empty:
-        print(f"no jobs in {', '.join(map(str, sweep_dirs))}")
+        print(f"no jobs in {', '.join(map(str, [*sweep_dirs, *published]))}")
         return table
     out.mkdir(parents=True, exist_ok=True)
     record.write_atomic(out / RESULTS_CSV, table.to_csv(index=False))

@@ -4,6 +4,7 @@ study's tables and plots, so the dashboard shows the study and not only per-job 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ def log_study(table: pd.DataFrame, images: list[Path], out: Path) -> None:
     if "wandb_mode" not in table:
         return
     logged = table[table["wandb_mode"].isin(["online", "offline"])]
-    if logged.empty:
+    if logged.empty or os.environ.get("WANDB_MODE") == "disabled":  # the user turned W&B off for this run
         return
     first = logged.iloc[0]
     try:

@@ -1,0 +1,56 @@
+"""Published results as rows of the study's tidy table, so a paper's table gets the same grid, prediction and
+diagnosis as a sweep of ours, and can be set beside one.
+
+A published CSV has the columns `draft`, `gamma`, `speedup`, and `alpha` or `acceptance_rate` (what the paper
+calls its acceptance; Leviathan et al.'s α when it is the per-token MLE); optional: `c`, `draft_params`, `target`,
+`method`, `dataset`, `temperature` (default 0: greedy) and `note` (the citation and the machine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from specsweep import theory
+from specsweep.errors import ConfigError
+
+REQUIRED = ("draft", "gamma", "speedup")
+OPTIONAL = ("alpha", "acceptance_rate", "c", "draft_params", "target", "method", "dataset", "temperature", "note")
+
+
+def read(path: Path) -> pd.DataFrame:
+    """The published table at `path` as study rows (status done, setting "published")."""
+    try:
+        table = pd.read_csv(path, dtype={"draft": str})
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--published {path} could not be read as CSV ({error}).") from None
+    missing = [c for c in REQUIRED if c not in table] + ([] if {"alpha", "acceptance_rate"} & set(table)
+                                                         else ["alpha or acceptance_rate"])
+    unknown = sorted(set(table) - set(REQUIRED) - set(OPTIONAL))
+    if missing or unknown:
+        raise ConfigError(f"--published {path} lacks {', '.join(missing) or 'nothing'} and has unknown columns "
+                          f"{', '.join(unknown) or 'none'}; its columns must be {', '.join(REQUIRED)}, alpha or "
+                          f"acceptance_rate, and optionally {', '.join(OPTIONAL[2:])}.")
+    rows = []
+    for i, row in table.iterrows():
+        alpha = row.get("alpha") if pd.notna(row.get("alpha")) else row.get("acceptance_rate")
+        gamma, c = int(row["gamma"]), row.get("c")
+        predicted = pd.notna(alpha) and pd.notna(c)
+        rows.append({
+            "sweep": str(path), "job": f"published {row['draft']} γ={gamma}", "status": "done",
+            "key": f"published:{path}:{i}", "same_as": None, "time": None,
+            "model_family": text(row, "target", "published"), "dataset": text(row, "dataset", ""),
+            "method": text(row, "method", "speculative"), "setting": "published",
+            "sampling.temperature": float(row["temperature"]) if pd.notna(row.get("temperature")) else 0.0,
+            "hardware": text(row, "note", str(path)), "draft": str(row["draft"]), "gamma": gamma,
+            "draft_params": row.get("draft_params"), "speedup": row["speedup"], "alpha": alpha,
+            "acceptance_rate": row.get("acceptance_rate"), "c": c,
+            "predicted_speedup": theory.predicted_speedup(alpha, gamma, c) if predicted else None,
+            "gamma_star": theory.gamma_star(alpha, c) if predicted else None,
+        })
+    return pd.DataFrame(rows)
+
+
+def text(row: pd.Series, column: str, default: str) -> str:
+    value = row.get(column)
+    return default if value is None or pd.isna(value) else str(value)
