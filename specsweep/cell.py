@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from specsweep import schema
 from specsweep.data import prompts, quality
 from specsweep.decoding import METHODS, Method, Sampling
-from specsweep.errors import ConfigError
+from specsweep.errors import ConfigError, UnknownDraft
 from specsweep.models import families, switches
 from specsweep.theory import GAMMAS
 
@@ -103,34 +102,12 @@ class Cell:
         return self.spec.bench
 
     @property
-    def output_dir(self) -> Path:
-        return Path(self.spec.output_dir)
-
-    @property
     def label(self) -> str:
         return label(self.axes)
 
     def config(self) -> dict[str, Any]:
         """The resolved config, as metrics.json and W&B record it."""
         return dataclasses.asdict(self.spec)
-
-
-class UnknownDraft(ConfigError):
-    """Draft sizes the family lacks, and the families that have them; a sweep's cells merge into one sentence."""
-
-    def __init__(self, drafts: list[str], family: str, sizes: list[str], elsewhere: list[str]) -> None:
-        self.drafts, self.family, self.sizes, self.elsewhere = drafts, family, sizes, elsewhere
-        named = ", ".join(f"draft={draft}" for draft in drafts)
-        verb = "is not a size" if len(drafts) == 1 else "are not sizes"
-        hint = (f"; {', '.join(drafts)} {'is a size' if len(drafts) == 1 else 'are sizes'} of {', '.join(elsewhere)}:"
-                f" add model_family={elsewhere[0]}" if elsewhere else "")
-        super().__init__(f"{named} {verb} of model family {family}; its sizes are {', '.join(sizes) or 'none'}{hint}.")
-
-    def merged(self, other: UnknownDraft) -> UnknownDraft | None:
-        """One error for both, when they differ only in the draft asked for."""
-        if (self.family, self.sizes, self.elsewhere) != (other.family, other.sizes, other.elsewhere):
-            return None
-        return UnknownDraft(list(dict.fromkeys(self.drafts + other.drafts)), self.family, self.sizes, self.elsewhere)
 
 
 def check(spec: schema.Config) -> Cell:
@@ -140,10 +117,10 @@ def check(spec: schema.Config) -> Cell:
     if method is None:
         raise ConfigError(f"method.name={spec.method.name!r} is not a method; the methods are {', '.join(METHODS)}.")
     draft = spec.draft if method.uses_draft else None
-    if draft is not None and draft not in spec.model_family.drafts:
-        raise UnknownDraft([draft], spec.model_family.name, list(spec.model_family.drafts),
-                           schema.families_with(draft))
-    families.validate(spec.model_family, draft)
+    try:
+        families.validate(spec.model_family, draft)
+    except UnknownDraft as error:  # only the app knows the other families' configs
+        raise error.found_in(schema.families_with(draft)) from None
     gamma = spec.gamma if method.uses_gamma else None
     if method.uses_gamma and not (isinstance(gamma, int) and gamma in GAMMAS):
         raise ConfigError(f"gamma={gamma} is invalid for method {method.name}; it must be an integer in "

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from specsweep import cell, record, schema
-from specsweep.errors import ConfigError
+from specsweep.errors import ConfigError, UnknownDraft, first_line
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ def plan(config: DictConfig, cells: Sequence[Sequence[str]], loader: Any) -> Pla
     """Compose and check every cell of a sweep; nothing is loaded."""
     keys: dict[str, schema.Config] = {}
     problems: Counter = Counter()
-    unknown: list[cell.UnknownDraft] = []  # merged: "draft=6M, draft=29M are not sizes of ..." once
+    unknown: dict[tuple, UnknownDraft] = {}  # one sentence for all sizes a family lacks: "draft=6M, draft=29M ..."
+    unknown_cells: Counter = Counter()
     for overrides in cells:
         composed = loader.load_sweep_config(master_config=config, sweep_overrides=list(overrides))
         with open_dict(composed):
@@ -55,21 +56,14 @@ def plan(config: DictConfig, cells: Sequence[Sequence[str]], loader: Any) -> Pla
             composed.output_dir = "(planned)"  # ${hydra:runtime.output_dir} exists only inside a job
         try:
             spec = cell.typed(composed)
-            cell.check(spec)
-        except cell.UnknownDraft as error:
-            for i, known in enumerate(unknown):
-                if both := known.merged(error):
-                    problems[str(both)] = problems.pop(str(known)) + 1
-                    unknown[i] = both
-                    break
-            else:
-                unknown.append(error)
-                problems[str(error)] += 1
-            continue
+            keys.setdefault(cell.check(spec).key, spec)
+        except UnknownDraft as error:
+            kind = error.kind()
+            unknown[kind] = unknown[kind].merged(error) if kind in unknown else error
+            unknown_cells[kind] += 1
         except (ConfigError, OmegaConfBaseException) as error:  # a value the schema refuses, or one left unset
-            problems[str(error).splitlines()[0]] += 1
-            continue
-        keys.setdefault(cell.key(spec), spec)
+            problems[first_line(error)] += 1
+    problems.update({str(error): unknown_cells[kind] for kind, error in unknown.items()})
     return Plan(len(cells), keys, done_keys(Path(config.hydra.sweep.dir)), problems)
 
 

@@ -3,8 +3,10 @@ the plan's count is what its header says; and each runs end to end on stand-ins 
 
 from __future__ import annotations
 
+import json
 import re
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -12,7 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from specsweep import plan
-from tests.helpers import CONF
+from tests.helpers import CONF, compose_config, sweep
 
 # experiment -> (cells, tokens to generate), as each file's header states them
 PRESETS = {
@@ -72,13 +74,7 @@ ROWS = {
 def test_a_preset_runs_end_to_end_on_stand_ins(experiment, hub_cache, micro_env, tmp_path):
     """Every cell of the preset's grid at two lookaheads, on tiny random models of its architecture and a local
     file of its dataset's fields: the study is written and every cell is lossless."""
-    import json
-
-    import pandas as pd
-
-    from tests.helpers import sweep
-
-    dataset = compose_config_dataset(experiment)
+    dataset = compose_config([f"experiment={experiment}"]).dataset.name
     overrides = ["device=cpu", "logger=none", "gamma=1,2", "dataset.num_samples=2", "bench.max_new_tokens=4",
                  "bench.repeats=1"]
     if dataset in ROWS:
@@ -90,9 +86,3 @@ def test_a_preset_runs_end_to_end_on_stand_ins(experiment, hub_cache, micro_env,
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = pd.read_csv(tmp_path / "sweep" / "results.csv")
     assert (table["status"] == "done").all() and (table["exact_match"] == 1.0).all()
-
-
-def compose_config_dataset(experiment: str) -> str:
-    from tests.helpers import compose_config
-
-    return compose_config([f"experiment={experiment}"]).dataset.name

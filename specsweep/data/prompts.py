@@ -34,7 +34,7 @@ import huggingface_hub.constants
 from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
 
 from specsweep.data import corpus
-from specsweep.errors import ConfigError
+from specsweep.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -373,8 +373,3 @@ def not_cached(cfg: DatasetConfig) -> str:
             f"run `hf download {cfg.path} --repo-type dataset{revision} --local-dir DIR` there and set "
             "dataset.path=DIR, "
             "or set dataset.path to a local save_to_disk directory or .jsonl/.json/.csv/.parquet file.")
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -17,7 +17,7 @@ import torch
 from huggingface_hub import constants as hub_constants
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from specsweep.errors import ConfigError
+from specsweep.errors import ConfigError, UnknownDraft, first_line
 from specsweep.models import embedded, switches
 
 if TYPE_CHECKING:
@@ -49,8 +49,7 @@ def validate(family: ModelFamilyConfig, draft: str | None) -> None:
     if family.source == "embedded" and family.recipe not in RECIPES:
         raise ConfigError(f"model_family.recipe={family.recipe!r} is invalid; it must be one of {', '.join(RECIPES)}.")
     if draft is not None and draft not in family.drafts:
-        sizes = ", ".join(family.drafts) or "none"
-        raise ConfigError(f"draft={draft} is not a size of model family {family.name}; its sizes are {sizes}.")
+        raise UnknownDraft([draft], family.name, list(family.drafts))
 
 
 def locate(family: ModelFamilyConfig, draft: str | None) -> dict[str, str]:
@@ -79,7 +78,7 @@ def built_family(recipe: str) -> Path:
 def load(family: ModelFamilyConfig, draft: str | None, device: torch.device,
          settings: dict[str, switches.Setting] | None = None) -> Models:
     """The target, and the draft of size `draft` when given, on `device`, in eval mode, each loaded and
-    prepared as its switches.Setting says (role -> Setting; default: float32 SDPA, nothing else)."""
+    prepared as its switches.Setting says (role -> Setting; default: the `auto` switches, nothing else)."""
     start = time.perf_counter()
     where = locate(family, draft)
     models, tokenizers = {}, {}
@@ -110,11 +109,6 @@ def load_model(location: str, revision: str | None, trust_remote_code: bool, dev
 @functools.lru_cache(maxsize=3)
 def load_tokenizer(location: str, revision: str | None, trust_remote_code: bool) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code)
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0].rstrip(".") if text else "no message"
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ command line and the end-of-sweep callback.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -216,7 +217,7 @@ def job_overrides(job_dir: Path) -> dict[str, str] | None:
 def override_values(overrides: list[str]) -> dict[str, list[str]]:
     """key -> its values, by Hydra's own override parser ("gamma=1,3" -> ["1", "3"])."""
     values = {}
-    for override in OverridesParser.create().parse_overrides(overrides):
+    for override in parser().parse_overrides(overrides):
         values[override.get_key_element()] = (list(override.sweep_string_iterator()) if override.is_sweep_override()
                                               else [override.get_value_element_as_str()])
     return values
@@ -225,9 +226,15 @@ def override_values(overrides: list[str]) -> dict[str, list[str]]:
 def parsed(text: str) -> Any:
     """An override's value as Hydra reads it: "3" -> 3, "true" -> True, "1.2M" -> "1.2M"."""
     try:
-        return OverridesParser.create().parse_override(f"value={text}").value()
+        return parser().parse_override(f"value={text}").value()
     except Exception:  # not valid override syntax: the text as it is
         return text
+
+
+@functools.cache
+def parser() -> OverridesParser:
+    """Hydra's override parser, built once (it is an ANTLR grammar: slow to build, reused for every job)."""
+    return OverridesParser.create()
 
 
 def load_yaml(path: Path) -> Any:

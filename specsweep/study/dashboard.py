@@ -22,21 +22,24 @@ def log_study(table: pd.DataFrame, images: list[Path], out: Path) -> None:
     if "wandb_mode" not in table:
         return
     logged = table[table["wandb_mode"].isin(["online", "offline"])]
-    if logged.empty or os.environ.get("WANDB_MODE") == "disabled":  # the user turned W&B off for this run
+    if logged.empty:
         return
     first = logged.iloc[0]
+    mode = os.environ.get("WANDB_MODE") or first["wandb_mode"]  # as for a job: $WANDB_MODE wins where it is set
+    if mode == "disabled":
+        return
     try:
         import wandb
 
         group = none_if_nan(first.get("wandb_group")) or out.name
         with wandb.init(project=none_if_nan(first.get("wandb_project")) or "specsweep", group=group,
                         entity=none_if_nan(first.get("wandb_entity")), job_type="study", name="study", dir=out,
-                        mode=first["wandb_mode"], reinit="create_new") as run:
+                        mode=mode, reinit="create_new") as run:
             found = list(tables.groups(table))
             run.log({"results": wandb_table(table), "optimum": wandb_table(tables.best_rows(found))}
                     | {f"study/{tables.title(labels)}": wandb_table(tables.values(frame)) for labels, frame in found}
                     | {f"plots/{path.stem}": wandb.Image(str(path)) for path in images})
-        log.info("study logged to W&B run %s (%s) in group %s", run.id, first["wandb_mode"], group)
+        log.info("study logged to W&B run %s (%s) in group %s", run.id, mode, group)
     except Exception as error:  # W&B's own errors are many and version-dependent
         log.warning("W&B logging of the study failed; it is on disk only: %s", error)
 
@@ -53,7 +56,7 @@ def wandb_table(frame: pd.DataFrame) -> Any:
         elif pd.api.types.is_numeric_dtype(column):
             columns[name] = column.astype(float)
         else:
-            columns[name] = column.map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
+            columns[name] = column.map(lambda v: "" if none_if_nan(v) is None else str(v))
     return wandb.Table(dataframe=pd.DataFrame(columns, index=frame.index))
 
 

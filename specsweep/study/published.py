@@ -13,6 +13,7 @@ import pandas as pd
 
 from specsweep import theory
 from specsweep.errors import ConfigError
+from specsweep.study.tables import predict
 
 REQUIRED = ("draft", "gamma", "speedup")
 OPTIONAL = ("alpha", "acceptance_rate", "c", "draft_params", "target", "method", "dataset", "temperature", "note")
@@ -35,7 +36,7 @@ def read(path: Path) -> pd.DataFrame:
     for i, row in table.iterrows():
         alpha = row.get("alpha") if pd.notna(row.get("alpha")) else row.get("acceptance_rate")
         gamma, c = int(row["gamma"]), row.get("c")
-        predicted = pd.notna(alpha) and pd.notna(c)
+        predicted = predict(alpha, gamma, c)
         rows.append({
             "sweep": str(path), "job": f"published {row['draft']} γ={gamma}", "status": "done",
             "key": f"published:{path}:{i}", "same_as": None, "time": None,
@@ -45,8 +46,8 @@ def read(path: Path) -> pd.DataFrame:
             "hardware": text(row, "note", str(path)), "draft": str(row["draft"]), "gamma": gamma,
             "draft_params": row.get("draft_params"), "speedup": row["speedup"], "alpha": alpha,
             "acceptance_rate": row.get("acceptance_rate"), "c": c,
-            "predicted_speedup": theory.predicted_speedup(alpha, gamma, c) if predicted else None,
-            "gamma_star": theory.gamma_star(alpha, c) if predicted else None,
+            "predicted_speedup": predicted,
+            "gamma_star": theory.gamma_star(alpha, c) if pd.notna(predicted) else None,
         })
     return pd.DataFrame(rows)
 

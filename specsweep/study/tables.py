@@ -107,7 +107,7 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     out["measured / predicted"] = number(frame.assign(ratio=ratio(frame)), "ratio", ".2f")
     frame = frame.assign(s_v=verify_priced(frame))
     out["S_v"] = number(frame, "s_v", ".2f")
-    out["measured / S_v"] = number(frame.assign(ratio=frame["speedup"] / frame["s_v"]), "ratio", ".2f")
+    out["measured / S_v"] = number(frame.assign(ratio=ratio(frame, "s_v")), "ratio", ".2f")
     pair = pair_prediction(frame)
     out["pair α"] = number(pair, "alpha", ".3f")
     out["S (pair α)"] = number(pair, "predicted", ".2f")
@@ -270,23 +270,27 @@ def ordered_drafts(frame: pd.DataFrame) -> list[Any]:
                                          else sizes.get(d, 0), str(d)))
 
 
-def ratio(frame: pd.DataFrame) -> pd.Series:
-    if "predicted_speedup" not in frame or "speedup" not in frame:
+def ratio(frame: pd.DataFrame, predicted: str = "predicted_speedup") -> pd.Series:
+    """Measured over predicted speedup."""
+    if predicted not in frame or "speedup" not in frame:
         return pd.Series(float("nan"), index=frame.index)
-    return frame["speedup"] / frame["predicted_speedup"]
+    return frame["speedup"] / frame[predicted]
+
+
+def predict(alpha: Any, gamma: Any, c: Any, verify_cost: Any = 1.0) -> float:
+    """Leviathan et al.'s S (`theory.predicted_speedup`), NaN where an input is unknown or there is no lookahead."""
+    if any(pd.isna(value) for value in (alpha, gamma, c, verify_cost)) or gamma <= 0:
+        return float("nan")
+    return theory.predicted_speedup(alpha, int(gamma), c, verify_cost)
 
 
 def verify_priced(frame: pd.DataFrame) -> pd.Series:
     """S_v: Leviathan's S with the verification priced at its measured cost (a (γ+1)-token forward costs
     `verify_cost` one-token steps, not one), the prediction that fits the machine that measured c."""
-    def s_v(row: pd.Series) -> float:
-        known = all(pd.notna(row.get(k)) for k in ("alpha", "c", "verify_cost", "gamma")) and row["gamma"] > 0
-        return theory.predicted_speedup(row["alpha"], int(row["gamma"]), row["c"], row["verify_cost"]) if known \
-            else float("nan")
-
     if "verify_cost" not in frame:
         return pd.Series(float("nan"), index=frame.index)
-    return frame.apply(s_v, axis=1) if not frame.empty else pd.Series(dtype=float)
+    return pd.Series([predict(row.get("alpha"), row.get("gamma"), row.get("c"), row["verify_cost"])
+                      for _, row in frame.iterrows()], index=frame.index, dtype=float)
 
 
 def flags(row: pd.Series, tolerance: float) -> str:
@@ -310,17 +314,20 @@ PUBLISHED_ALPHA_NOISE = 0.02
 def pair_prediction(frame: pd.DataFrame) -> pd.DataFrame:
     """Per row: the pair's α (its draft's α at the smallest γ measured), how far α can move by chance, and
     Leviathan's S and best γ from the pair's α and the row's c."""
+    measured = frame[frame["alpha"].notna()].sort_values("gamma", kind="stable")
+    firsts = {draft: row for draft, row in measured.drop_duplicates("draft").set_index("draft").iterrows()}
+    unknown = {"alpha": float("nan"), "noise": float("nan"), "first_gamma": None, "predicted": float("nan"),
+               "gamma_star": float("nan")}
     rows = []
     for _, row in frame.iterrows():
-        measured = frame[(frame["draft"] == row["draft"]) & frame["alpha"].notna()].sort_values("gamma")
-        first = measured.iloc[0] if not measured.empty else None
-        alpha = first["alpha"] if first is not None else float("nan")
-        noise = max(alpha_noise(first), alpha_noise(row)) if first is not None else float("nan")
-        c = row.get("c")
-        known = pd.notna(alpha) and pd.notna(c) and pd.notna(row.get("gamma")) and row["gamma"] > 0
-        rows.append({"alpha": alpha, "noise": noise, "first_gamma": None if first is None else first["gamma"],
-                     "predicted": theory.predicted_speedup(alpha, int(row["gamma"]), c) if known else float("nan"),
-                     "gamma_star": theory.gamma_star(alpha, c) if known else float("nan")})
+        first = firsts.get(row["draft"])
+        if first is None:
+            rows.append(unknown)
+            continue
+        predicted = predict(first["alpha"], row.get("gamma"), row.get("c"))
+        best = theory.gamma_star(first["alpha"], row["c"]) if pd.notna(predicted) else float("nan")
+        rows.append({"alpha": first["alpha"], "noise": max(alpha_noise(first), alpha_noise(row)),
+                     "first_gamma": first["gamma"], "predicted": predicted, "gamma_star": best})
     return pd.DataFrame(rows, index=frame.index)
 
 
