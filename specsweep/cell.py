@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from specsweep import schema
 from specsweep.data import prompts, quality
-from specsweep.decoding import METHODS, Method, Sampling
+from specsweep.decoding import METHODS, Method, Sampling, methods
 from specsweep.errors import ConfigError, UnknownDraft
 from specsweep.models import families, switches
 from specsweep.theory import GAMMAS
@@ -34,7 +34,11 @@ def typed(cfg: DictConfig) -> schema.Config:
 
 
 def capabilities(spec: schema.Config) -> Method | None:
-    return METHODS.get(spec.method.name)
+    """The configured method, or None where it is unknown or its module does not import (`check` says which)."""
+    try:
+        return methods.find(spec.method.name, spec.method.module)
+    except ImportError:
+        return None
 
 
 def uses(spec: schema.Config) -> tuple[bool, bool]:
@@ -113,7 +117,11 @@ class Cell:
 def check(spec: schema.Config) -> Cell:
     """Every check that needs no model and no data, each once, so that bad input fails before anything loads
     with one sentence; then the typed cell."""
-    method = capabilities(spec)
+    try:
+        method = methods.find(spec.method.name, spec.method.module)
+    except ImportError as error:
+        raise ConfigError(f"method.module={spec.method.module!r} could not be imported ({error}); it must be an "
+                          f"importable module that registers method {spec.method.name!r}.") from None
     if method is None:
         raise ConfigError(f"method.name={spec.method.name!r} is not a method; the methods are {', '.join(METHODS)}.")
     draft = spec.draft if method.uses_draft else None

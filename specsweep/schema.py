@@ -62,6 +62,8 @@ class MethodConfig:
 
     name: str = MISSING  # a key of specsweep.decoding.METHODS
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments (prompt_lookup: max_ngram)
+    # A module to import first, for a method of your own: it registers itself with @specsweep.decoding.method.
+    module: str | None = None
 
 
 @dataclass

@@ -13,6 +13,7 @@ every forward reads the whole sequence.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -193,6 +194,11 @@ def draft_tokens(
     return torch.cat(drafts), (None if sampling.greedy else torch.cat(q))
 
 
+# (M_q's runner, seq [1, L], gamma, sampling, target vocab size, EOS ids, generator) -> (drafts [k], q [k, V] | None)
+Propose = Callable[["Runner", torch.Tensor, int, Sampling, int, set[int], torch.Generator | None],
+                   tuple[torch.Tensor, torch.Tensor | None]]
+
+
 def verify(target: Runner, seq: torch.Tensor, drafts: torch.Tensor, full: bool) -> torch.Tensor:
     """M_p on the sequence plus the drafts, in one forward. seq: [1, L], drafts: [k] -> logits [k+1, V]."""
     candidate = torch.cat([seq, drafts[None]], dim=1)
@@ -271,10 +277,13 @@ def speculative(
     eos_token_id: int | list[int] | None = None,
     generator: torch.Generator | None = None,
     tokenizers: tuple | None = None,
+    propose: Propose = draft_tokens,
 ) -> Generation:
     """Speculative sampling: lossless, so the output has the target's distribution (greedy: its exact tokens).
 
-    `tokenizers` = (target's, draft's), when given, are checked to be the same vocabulary.
+    `tokenizers` = (target's, draft's), when given, are checked to be the same vocabulary. `propose` drafts a
+    round: any proposal keeps the output lossless as long as q is the law its drafts were drawn from; how well
+    it is conditioned only moves α.
     """
     seq = check_request(input_ids, max_new_tokens, gamma, generator, target.device).to(target.device)
     check_pair(target, draft, tokenizers)
@@ -288,7 +297,7 @@ def speculative(
     start = time.perf_counter()
     while (remaining := max_new_tokens - (seq.shape[1] - prompt_length)) > 0:
         lookahead = min(gamma, remaining - 1)  # the bonus token must not overshoot max_new_tokens
-        drafts, q = draft_tokens(m_q, seq, lookahead, sampling, vocab, eos, generator)
+        drafts, q = propose(m_q, seq, lookahead, sampling, vocab, eos, generator)
         k = drafts.numel()
         n, next_token = accept(drafts, q, verify(m_p, seq, drafts, full=k == gamma), sampling, generator)
         new = _cut_at_eos(drafts[:n].tolist() + next_token.tolist(), eos)

@@ -3,6 +3,7 @@ where each function is defined, so no configuration can claim that a method draf
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -35,3 +36,11 @@ def method(*, uses_draft: bool = False, uses_gamma: bool = False, needs_kv_cache
         return decode
 
     return register
+
+
+def find(name: str, module: str | None = None) -> Method | None:
+    """The method registered as `name`, after importing `module` (where a method of the user's own registers
+    itself). Raises ImportError when the module cannot be imported."""
+    if module:
+        importlib.import_module(module)
+    return METHODS.get(name)
