@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import random
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,9 +70,8 @@ def heldout_prompts(recipe: embedded.Recipe, tokenizer, count: int, length: int,
 
 
 def spread(values: list[float]) -> str:
-    """Median [min, max] of per-repeat values, as the study writes a spread."""
-    figures = record.spread("x", values)
-    return record.spread_text(figures["x"], figures["x_min"], figures["x_max"], unit="")
+    """Median [min, max] of per-repeat values."""
+    return record.spread_text(statistics.median(values), min(values), max(values), unit="")
 
 
 def measure(methods: dict[str, Callable[[torch.Tensor], Generation]], prompts: list[torch.Tensor], repeats: int

@@ -1,7 +1,8 @@
 """One cell of a sweep: `run(cfg) -> MetricsRecord`, callable without Hydra's app.
 
 typed config -> status "running" (with the cell) -> `cell.check` (every check, once) -> load models and prompts
--> warm up -> the method and the autoregressive baseline on the same prompts, interleaved, `bench.repeats` times
+-> warm up -> the method, the autoregressive baseline and the A/A control (the baseline again) on the same
+prompts, interleaved, `bench.repeats` times
 -> the metrics of `specsweep.record` and quality -> samples.jsonl, metrics.json, then status.json (written last,
 so "done" means the rest is complete) -> W&B.
 """
@@ -9,7 +10,7 @@ so "done" means the rest is complete) -> W&B.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ BASELINE = "autoregressive"
 # optimisation (eager attention, float32, no quantisation, no compile, no KV cache), timed in the same job.
 REFERENCE = "reference"
 REFERENCE_SETTING = switches.Setting(attn="eager", dtype="float32")
+# bench.control: the baseline a second time, interleaved like the rest, so that its "speedup" over itself (an A/A
+# test) shows how far apart two identical calls time here: the noise floor of every speedup.
+CONTROL = "control"
 
 Call = Callable[[torch.Tensor, int], Generation]  # (prompt [1, S], call index) -> Generation
 Runs = dict[str, list[list[Generation]]]  # call name -> per prompt -> per repeat
@@ -62,6 +66,8 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
     calls = {cell.method.name: method_call(cell, models), BASELINE: baseline_call(cell, models)}
     if cell.bench.reference:
         calls[REFERENCE] = reference_call(cell, models)
+    if cell.bench.control:
+        calls[CONTROL] = baseline_call(cell, models)
 
     compiling = Compilation()
     # Compiled forwards get a graph per input shape and cache state, and which ones a decode meets depends on the
@@ -91,7 +97,7 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
     # The baseline's own quality, so a study can show what the method changed (zero for greedy decoding).
     baseline_summary, _ = score_quality(cell, examples, samples, "baseline_output", skip=("exact_match",))
 
-    metrics = timing_metrics(runs, cell.method.name, repeats) | summary
+    metrics = timing_metrics(runs, cell.method.name, cell.spec.seed) | summary
     caches = runs[cell.method.name][0][0].settings["cache"]  # role -> the KV cache class the loop used, or None
     metrics |= {"compile_seconds": compile_seconds, "compile_seconds_timed": compile_seconds_timed}
     metrics |= {f"{record.BASELINE_PREFIX}{name}": value for name, value in baseline_summary.items()}
@@ -176,27 +182,41 @@ def running_figures(generations: list[list[Generation]]) -> dict[str, str]:
     return figures
 
 
-def timing_metrics(runs: Runs, name: str, repeats: int) -> dict[str, Any]:
-    """The metrics of `specsweep.record` from the summed counts, and the speedup per repeat (same prompts,
-    interleaved), reported as median with min, max and standard deviation."""
+def timing_metrics(runs: Runs, name: str, seed: int) -> dict[str, Any]:
+    """The metrics of `specsweep.record` from the summed counts, and the timed ones with their bootstrap interval
+    over the (prompt, repeat) calls, each call paired with the baseline's call on the same prompt and repeat."""
     method_total, baseline_total = total(runs[name]), total(runs[BASELINE])
     metrics = derive(method_total, baseline_total)
-
-    def repeat_ms(generations: list[list[Generation]], repeat: int) -> float:
-        return total([[per_prompt[repeat]] for per_prompt in generations]).ms_per_token
-
-    def speedups(over: str) -> list[float]:
-        return [repeat_ms(runs[over], r) / repeat_ms(runs[name], r) for r in range(repeats)]
-
-    rates = [1e3 / repeat_ms(runs[name], r) for r in range(repeats)]
-    metrics |= record.spread("speedup", speedups(BASELINE)) | record.spread("tokens_per_s", rates)
+    metrics |= record.bootstrap("tokens_per_s", pairs(runs, name, BASELINE), tokens_per_s, seed)
+    metrics |= record.bootstrap("speedup", pairs(runs, name, BASELINE), speedup, seed)
     metrics[f"{record.BASELINE_PREFIX}ms_per_token"] = baseline_total.ms_per_token
     metrics[f"{record.BASELINE_PREFIX}tokens_per_s"] = derive(baseline_total)["tokens_per_s"]
     if REFERENCE in runs:
-        metrics |= record.spread(f"{REFERENCE}_speedup", speedups(REFERENCE))
+        metrics |= record.bootstrap(f"{REFERENCE}_speedup", pairs(runs, name, REFERENCE), speedup, seed)
         metrics[f"{REFERENCE}_ms_per_token"] = total(runs[REFERENCE]).ms_per_token
+    if CONTROL in runs:
+        metrics |= record.bootstrap(f"{CONTROL}_speedup", pairs(runs, BASELINE, CONTROL), speedup, seed)
     metrics["accepted_per_position"] = method_total.accepted_per_position
     return metrics
+
+
+Pair = tuple[float, int, float, int]  # one (prompt, repeat): seconds and new tokens of a call, then of the other's
+
+
+def pairs(runs: Runs, name: str, over: str) -> list[Pair]:
+    return [(mine.stats.seconds, mine.stats.new_tokens, theirs.stats.seconds, theirs.stats.new_tokens)
+            for calls, others in zip(runs[name], runs[over], strict=True)
+            for mine, theirs in zip(calls, others, strict=True)]
+
+
+def tokens_per_s(units: Sequence[Pair]) -> float:
+    """Of the first calls, from the summed totals: 1000 / their ms_per_token."""
+    return sum(u[1] for u in units) / sum(u[0] for u in units)
+
+
+def speedup(units: Sequence[Pair]) -> float:
+    """The other calls' ms per token over the first calls', from the summed totals."""
+    return (sum(u[2] for u in units) / sum(u[3] for u in units)) / (sum(u[0] for u in units) / sum(u[1] for u in units))
 
 
 def sample_records(examples: list[prompts.Example], runs: Runs, name: str, tokenizer) -> list[record.Sample]:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
+import random
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 STATUS, METRICS_JSON, SAMPLES = "status.json", "metrics.json", "samples.jsonl"
 BASELINE_PREFIX = "baseline_"  # the same metric of the autoregressive baseline measured in the same job
-SPREAD_SUFFIXES = ("_min", "_max", "_std")  # a metric measured per repeat: its median, and these over repeats
+# A timed metric's confidence interval: a percentile bootstrap over the (prompt, repeat) calls of a job.
+INTERVAL_SUFFIXES = ("_low", "_high")
+CONFIDENCE, RESAMPLES = 0.95, 2000
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class Metric:
     name: str
     definition: str
     higher_is_better: bool | None  # None: a count or a setting, not a score
-    spread: bool = False  # also `<name>_min`, `<name>_max`, `<name>_std` over repeats; the value is the median
+    interval: bool = False  # also `<name>_low`, `<name>_high`: its 95% bootstrap interval over prompts x repeats
     baseline: bool = False  # also `baseline_<name>`: the autoregressive baseline's value in the same job
 
 
@@ -35,11 +38,13 @@ def _registry(*metrics: Metric) -> dict[str, Metric]:
 
 
 METRICS: dict[str, Metric] = _registry(
-    Metric("speedup", "autoregressive ms_per_token / the method's, per repeat, same prompts, interleaved", True,
-           spread=True),
-    Metric("tokens_per_s", "new tokens / wall time of generation, per repeat", True, spread=True, baseline=True),
+    Metric("speedup", "autoregressive ms_per_token / the method's, same prompts, interleaved", True, interval=True),
+    Metric("tokens_per_s", "new tokens / wall time of generation: 1000 / ms_per_token", True, interval=True,
+           baseline=True),
     Metric("ms_per_token", "wall time of generation / new tokens, over all prompts and repeats", False,
            baseline=True),
+    Metric("control_speedup", "autoregressive ms_per_token / a second autoregressive run's, interleaved in the same "
+           "job (the A/A control, bench.control): its interval is the noise floor of speedup", None, interval=True),
     Metric("acceptance_rate", "accepted / drafted draft tokens", True),
     Metric("alpha", "accepted / (accepted + rejections): the MLE of Leviathan et al.'s per-token acceptance α", True),
     Metric("tokens_per_round", "new tokens / target verification forwards (τ, bonus tokens included)", True),
@@ -53,8 +58,8 @@ METRICS: dict[str, Metric] = _registry(
     Metric("target_ms_per_forward", "target time per forward after the first", False),
     Metric("overhead_fraction", "share of wall time outside model forwards (sampling, acceptance, bookkeeping)",
            False),
-    Metric("reference_speedup", "unoptimised autoregressive ms_per_token / the method's, per repeat "
-           "(bench.reference)", True, spread=True),
+    Metric("reference_speedup", "unoptimised autoregressive ms_per_token / the method's (bench.reference)", True,
+           interval=True),
     Metric("reference_ms_per_token", "ms_per_token of the unoptimised autoregressive reference (bench.reference)",
            False),
     Metric("compile_seconds", "torch.compile time spent in the warm-up, never in latency", False),
@@ -70,11 +75,11 @@ METRICS: dict[str, Metric] = _registry(
 
 
 def metric_keys() -> list[str]:
-    """Every key metrics.json's `metrics` may hold: each metric, its spread and its baseline variant."""
+    """Every key metrics.json's `metrics` may hold: each metric, its interval and its baseline variant."""
     keys = []
     for metric in METRICS.values():
         keys.append(metric.name)
-        keys += [metric.name + suffix for suffix in SPREAD_SUFFIXES] if metric.spread else []
+        keys += [metric.name + suffix for suffix in INTERVAL_SUFFIXES] if metric.interval else []
         keys += [BASELINE_PREFIX + metric.name] if metric.baseline else []
     return keys
 
@@ -167,14 +172,18 @@ def read_status(job_dir: Path) -> Status | None:
 
 # --- one vocabulary ----------------------------------------------------------------------------------------
 
-def spread(name: str, values: list[float]) -> dict[str, float]:
-    """A per-repeat metric: the median as `name`, and `name_min`, `name_max`, `name_std` over repeats."""
-    return {name: statistics.median(values), f"{name}_min": min(values), f"{name}_max": max(values),
-            f"{name}_std": statistics.pstdev(values)}
+def bootstrap(name: str, units: Sequence[Sequence[float]], statistic: Callable[[Sequence[Sequence[float]]], float],
+              seed: int = 0) -> dict[str, float]:
+    """`statistic` of the units as `name`, with `name_low` and `name_high`, the percentile bootstrap interval at
+    CONFIDENCE (Efron & Tibshirani 1993): the units resampled with replacement RESAMPLES times, seeded."""
+    draw = random.Random(seed)
+    estimates = sorted(statistic(draw.choices(units, k=len(units))) for _ in range(RESAMPLES))
+    tail = round(RESAMPLES * (1 - CONFIDENCE) / 2)
+    return {name: statistic(units), f"{name}_low": estimates[tail], f"{name}_high": estimates[-tail - 1]}
 
 
 def spread_text(median: float, low: float, high: float, unit: str = "×") -> str:
-    """How a spread reads everywhere: '1.50× [1.40, 1.60]'."""
+    """How a figure and its interval (or range) read everywhere: '1.50× [1.40, 1.60]'."""
     return f"{median:.2f}{unit} [{low:.2f}, {high:.2f}]"
 
 

@@ -147,6 +147,7 @@ class BenchConfig:
     repeats: int = 3  # each prompt runs this many times per method, interleaved with the baseline
     warmup: int = 1  # untimed generations per method before the first timed one
     reference: bool = False  # also time unoptimised autoregressive decoding (eager, no KV cache), interleaved
+    control: bool = True  # also time the baseline against itself, interleaved: the A/A control, the noise floor
 
 
 @dataclass

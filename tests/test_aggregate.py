@@ -65,7 +65,7 @@ def test_the_tidy_table_has_a_row_per_job_with_axes_and_metrics(sweep):
     assert len(table) == 6 and sorted(table["status"]) == ["done"] * 4 + ["failed"] * 2
     assert set(table["draft"]) == {"16K", "37K", "XL"} and set(table["gamma"]) == {1, 3}
     for column in ["sampling.temperature", "bench.max_new_tokens", "optimization.kv_cache", "setting", "hardware",
-                   "speedup", "speedup_min", "speedup_max", "predicted_speedup", "gamma_star", "alpha", "c",
+                   "speedup", "speedup_low", "speedup_high", "predicted_speedup", "gamma_star", "alpha", "c",
                    "draft_params", "target_params", "exact_match", "rougeL", "baseline_rougeL", "git_commit"]:
         assert column in table, column
     failed = table[table["status"] == "failed"]
@@ -81,12 +81,13 @@ def test_the_study_grid_shows_every_cell_with_its_prediction(sweep):
     assert list(grid["draft"]) == ["16K", "16K", "37K", "37K", "XL", "XL"]  # by size; unknown size last
     assert list(grid["γ"]) == [1, 3, 1, 3, 1, 3]
     assert list(grid["status"]) == ["done"] * 4 + ["failed"] * 2
-    for column in ["alpha", "acceptance_rate", "c", "ms/token", "speedup [min, max]", "predicted", "γ*",
+    for column in ["alpha", "acceptance_rate", "c", "ms/token", study.SPEEDUP, study.CONTROL, "predicted", "γ*",
                    "measured / predicted", "flag", "exact_match", "ΔROUGE-L"]:
         assert column in grid, column
     assert list(grid["exact_match"][:4]) == ["1.000"] * 4  # greedy: lossless
     assert list(grid["ΔROUGE-L"][:4]) == ["+0.000"] * 4  # identical outputs, identical quality
-    assert all(cell.endswith("]") and "× [" in cell for cell in grid["speedup [min, max]"][:4])
+    assert all(cell.endswith("]") and "× [" in cell for cell in grid[study.SPEEDUP][:4])
+    assert all("× [" in cell for cell in grid[study.CONTROL][:4])  # the A/A control, timed in every cell
 
     best = study.optimum(table)
     fastest = table.loc[table["speedup"].idxmax()]

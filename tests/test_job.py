@@ -17,12 +17,15 @@ def test_a_cell_writes_complete_results(micro_env, tmp_path):
     assert on_disk["key"] == result["key"] and record.read_status(tmp_path)["status"] == "done"
     metrics = on_disk["metrics"]
     for name in ["acceptance_rate", "alpha", "tokens_per_round", "c", "ms_per_token",
-                 "tokens_per_s", "speedup", "speedup_min", "speedup_max", "predicted_speedup", "gamma_star",
-                 "exact_match", "rouge1", "rouge2", "rougeL"]:
+                 "tokens_per_s", "speedup", "speedup_low", "speedup_high", "predicted_speedup", "gamma_star",
+                 "control_speedup", "control_speedup_low", "control_speedup_high", "exact_match", "rouge1",
+                 "rouge2", "rougeL"]:
         assert metrics[name] is not None, name
     assert set(metrics) <= set(record.metric_keys())  # every name it wrote is declared in the schema
     assert on_disk["counts"]["rounds"] > 0 and len(metrics["accepted_per_position"]) == 2
-    assert metrics["speedup_min"] <= metrics["speedup"] <= metrics["speedup_max"]
+    for name in ["speedup", "tokens_per_s", "control_speedup"]:
+        assert metrics[f"{name}_low"] <= metrics[name] <= metrics[f"{name}_high"], name
+    assert metrics["tokens_per_s"] * metrics["ms_per_token"] == pytest.approx(1000)  # from the same totals
     assert metrics["exact_match"] == 1.0  # greedy speculative output is the autoregressive output
     samples = [json.loads(line) for line in (tmp_path / record.SAMPLES).read_text().splitlines()]
     assert len(samples) == 2 and all(s["tokens_match"] and len(s["ms_per_token"]) == 2 for s in samples)

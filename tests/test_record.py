@@ -3,7 +3,10 @@ what a job writes made of declared names only."""
 
 from __future__ import annotations
 
+import random
 import re
+
+import pytest
 
 from specsweep import record
 from specsweep.decoding import DecodeStats, derive
@@ -39,12 +42,29 @@ def test_derive_writes_only_declared_metrics():
     assert set(derive(stats, baseline)) <= set(record.metric_keys())
 
 
-def test_spread_and_its_text():
-    figures = record.spread("speedup", [1.4, 1.5, 1.9])
-    assert figures == {"speedup": 1.5, "speedup_min": 1.4, "speedup_max": 1.9,
-                       "speedup_std": figures["speedup_std"]} and figures["speedup_std"] > 0
-    assert set(figures) <= set(record.metric_keys())
+def mean(units):
+    return sum(u[0] for u in units) / len(units)
+
+
+def test_the_bootstrap_interval_holds_the_estimate_and_is_seeded():
+    units = [(x,) for x in [1.4, 1.5, 1.9, 1.6, 1.45, 1.55]]
+    figures = record.bootstrap("speedup", units, mean)
+    assert set(figures) == {"speedup", "speedup_low", "speedup_high"} <= set(record.metric_keys())
+    assert figures["speedup"] == pytest.approx(mean(units))
+    assert 1.4 <= figures["speedup_low"] < figures["speedup"] < figures["speedup_high"] <= 1.9
+    assert record.bootstrap("speedup", units, mean) == figures  # seeded: the same job gives the same interval
+    assert record.bootstrap("x", [(2.0,)] * 5, mean) == {"x": 2.0, "x_low": 2.0, "x_high": 2.0}
     assert record.spread_text(1.5, 1.4, 1.9) == "1.50× [1.40, 1.90]"
+
+
+def test_the_bootstrap_interval_covers_the_true_value_about_as_often_as_it_says():
+    draw = random.Random(1)
+    covered = 0
+    for trial in range(100):
+        units = [(draw.gauss(1.0, 0.2),) for _ in range(24)]
+        figures = record.bootstrap("x", units, mean, seed=trial)
+        covered += figures["x_low"] <= 1.0 <= figures["x_high"]
+    assert 85 <= covered <= 100  # 95% nominal; the percentile bootstrap runs a little short at 24 units
 
 
 def test_count_labels_name_sizes_as_papers_do():

@@ -26,8 +26,9 @@ def job(method: str = "speculative", draft: str | None = "1M", gamma: int | None
         "sampling.temperature": 0.0, "hardware": "cpu", "bench.max_new_tokens": 8, "model_family.target": "t",
         "draft": draft, "gamma": gamma, "draft_params": {"1M": 1_000_000, "3M": 3_000_000}.get(draft),
         "target_params": 9_000_000,
-        "speedup": speedup if measured else None, "speedup_min": speedup and speedup - 0.1,
-        "speedup_max": speedup and speedup + 0.1, "alpha": 0.7 if draft else None, "acceptance_rate": 0.6,
+        "speedup": speedup if measured else None, "speedup_low": speedup and speedup - 0.1,
+        "speedup_high": speedup and speedup + 0.1, "control_speedup": 1.0, "control_speedup_low": 0.97,
+        "control_speedup_high": 1.02, "alpha": 0.7 if draft else None, "acceptance_rate": 0.6,
         "c": 0.1 if draft else None, "predicted_speedup": 1.8 if draft and measured else None,
         "gamma_star": 4 if draft and measured else None, "ms_per_token": 3.0, "baseline_ms_per_token": 4.5,
         "exact_match": 1.0 if measured else None, "rougeL": 0.3, "baseline_rougeL": 0.3,
@@ -54,14 +55,25 @@ def test_the_optimum_is_the_fastest_measured_cell_and_the_predicted_one_beside_i
                                                                    [1.2, 1.9, 1.4, 1.1], strict=True)]
     rows[0]["predicted_speedup"] = 2.5
     best = study.optimum(table(rows)).iloc[0]
-    assert (best["draft"], best["γ"], best["speedup [min, max]"]) == ("1M", 3, "1.90× [1.80, 2.00]")
+    assert (best["draft"], best["γ"], best[study.SPEEDUP]) == ("1M", 3, "1.90× [1.80, 2.00]")
+    assert best["rank"] == "best" and len(study.optimum(table(rows))) == 1  # no other interval reaches 1.80
     assert (best["predicted best draft"], best["predicted best γ"], best["predicted speedup"]) == ("1M", 1, "2.50×")
     assert best["scaling"] == "9.0×"
 
 
 def test_a_best_cell_slower_than_autoregressive_says_so():
     best = study.optimum(table([job(speedup=0.8)])).iloc[0]
-    assert best["speedup [min, max]"].endswith("(slower than autoregressive)")
+    assert best[study.SPEEDUP].endswith("(slower than autoregressive)")
+
+
+def test_cells_whose_interval_overlaps_the_best_ones_are_tied_for_best():
+    rows = [job(draft=d, gamma=g, speedup=s) for (d, g), s in zip(itertools.product(["1M", "3M"], [1, 3]),
+                                                                   [1.50, 1.45, 1.20, 1.31], strict=True)]
+    found = study.optimum(table(rows))
+    tie = "tied for best (intervals overlap)"
+    assert found[["draft", "γ", "rank"]].values.tolist() == [["1M", 1, "best"], ["1M", 3, tie], ["3M", 3, tie]]
+    assert (found["A/A noise floor"] == "1.00× [0.97, 1.02]").all()
+    assert "tied for best" in study.markdown(table(rows))
 
 
 def test_a_sweep_without_a_drafting_method():
@@ -146,8 +158,8 @@ def test_the_combined_table_has_both_speedups_labelled_apart():
                         speedup=1.5 if drafting else 1.0, **{
                             "optimization.kv_cache": kv, "optimization.attn": attn,
                             "setting": "default" if kv and attn == "sdpa" else f"attn={attn}, kv_cache={kv}",
-                            "reference_speedup": 2.0 if kv else 1.2, "reference_speedup_min": 1.0,
-                            "reference_speedup_max": 3.0}))
+                            "reference_speedup": 2.0 if kv else 1.2, "reference_speedup_low": 1.0,
+                            "reference_speedup_high": 3.0}))
     heading, combined = study.combined_sections(table(rows))[0]
     assert heading == ("Speculative decoding × optimisations (Hayashizaki et al. 2024, table 2) · fam · data · greedy"
                        " · cpu")

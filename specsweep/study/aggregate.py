@@ -28,7 +28,7 @@ RESULTS_CSV, STUDY_MD, REPORT_HTML, PLOTS_DIR = "results.csv", "study.md", "repo
 INTEGERS = ["gamma", "gamma_star", "draft_params", "target_params", "num_samples", "threads"]
 STUDY_COLUMNS = ["sweep", "job", "status", "key", *tables.GROUP, *tables.CELL, "same_as", "error", "time",
                  "draft_params", "target_params", "speedup",
-                 "speedup_min", "speedup_max", "predicted_speedup", "gamma_star", "alpha", "acceptance_rate", "c",
+                 "speedup_low", "speedup_high", "predicted_speedup", "gamma_star", "alpha", "acceptance_rate", "c",
                  "ms_per_token", "baseline_ms_per_token", "exact_match"]
 
 

@@ -20,6 +20,8 @@ from specsweep import record, theory
 # which prices a (gamma+1)-token verification at its measured cost (1.1-1.6 one-token steps on a CPU; Leviathan's
 # S prices it at one, and over-predicts by 15-25% there); a wrong implementation or a noisy machine shows beyond.
 TOLERANCE = 0.15
+SPEEDUP = f"speedup [{record.CONFIDENCE:.0%} CI]"
+CONTROL = f"A/A [{record.CONFIDENCE:.0%} CI]"
 GROUP = ["model_family", "dataset", "method", "setting", "sampling.temperature", "hardware"]
 CELL = ["draft", "gamma"]
 # Quality metrics the study shows beside their change against the baseline (scored in the same job); the
@@ -100,8 +102,9 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     for column in ["alpha", "acceptance_rate", "c"]:
         out[column] = number(frame, column, ".3f")
     out["ms/token"] = number(frame, "ms_per_token", ".2f")
-    out["speedup [min, max]"] = [spread(row) if ok else "" for ok, (_, row) in zip(done, frame.iterrows(),
-                                                                                       strict=True)]
+    out[SPEEDUP] = [interval(row) if ok else "" for ok, (_, row) in zip(done, frame.iterrows(), strict=True)]
+    out[CONTROL] = [interval(row, "control_speedup") if ok else "" for ok, (_, row) in zip(done, frame.iterrows(),
+                                                                                           strict=True)]
     out["predicted"] = number(frame, "predicted_speedup", ".2f")
     out["γ*"] = number(frame, "gamma_star", ".0f")
     out["measured / predicted"] = number(frame.assign(ratio=ratio(frame)), "ratio", ".2f")
@@ -123,14 +126,16 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
 
 
 def optimum(table: pd.DataFrame) -> pd.DataFrame:
-    """Liu et al. 2024's table: per target, setting and method, the measured best (draft, gamma) and its speedup, the
-    best cell by Leviathan's prediction, and the target/draft parameter ratio ("scaling")."""
+    """Liu et al. 2024's table: per target, setting and method, the measured best (draft, gamma) and every cell
+    tied with it, the best cell by Leviathan's prediction, and the target/draft parameter ratio ("scaling")."""
     return best_cells(list(groups(table)))
 
 
 def best_rows(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
-    """Per group with a finished cell, the measured best cell (its columns, numbers as numbers), the group's
-    labels, and the best cell by Leviathan's prediction as `predicted_draft`, `predicted_gamma`, `predicted_best`."""
+    """Per group with a finished cell, the measured best cell and every cell tied with it (its interval overlaps
+    the best one's), best first: their columns, numbers as numbers; `tied` (False for the best); the group's
+    labels as `group.<key>`; the best cell by Leviathan's prediction as `predicted_draft`, `predicted_gamma`,
+    `predicted_best`; and the group's A/A control as `noise`, `noise_low`, `noise_high`."""
     rows = []
     for labels, frame in found:
         done = frame[frame["status"].eq("done") & frame["speedup"].notna()]
@@ -139,10 +144,28 @@ def best_rows(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
         best = done.loc[done["speedup"].idxmax()]
         by_prediction = done["predicted_speedup"].notna().any()
         predicted = done.loc[done["predicted_speedup"].idxmax()] if by_prediction else pd.Series(dtype=object)
-        rows.append(best.to_dict() | {f"group.{key}": value for key, value in labels.items()}
-                    | {"predicted_draft": predicted.get("draft"), "predicted_gamma": predicted.get("gamma"),
-                       "predicted_best": predicted.get("predicted_speedup")})
+        shared = ({f"group.{key}": value for key, value in labels.items()}
+                  | {"predicted_draft": predicted.get("draft"), "predicted_gamma": predicted.get("gamma"),
+                     "predicted_best": predicted.get("predicted_speedup")} | noise_floor(done))
+        rows.append(best.to_dict() | shared | {"tied": False})
+        rows += [row.to_dict() | shared | {"tied": True} for _, row in tied(done, best).iterrows()]
     return pd.DataFrame(rows)
+
+
+def tied(done: pd.DataFrame, best: pd.Series) -> pd.DataFrame:
+    """The cells other than `best` whose interval overlaps the best one's, fastest first: noise cannot rank them."""
+    if "speedup_low" not in done or pd.isna(best.get("speedup_low")):
+        return done.iloc[:0]  # a published table: no intervals, so no ties can be told
+    others = done.drop(index=best.name)
+    return others[others["speedup_high"] >= best["speedup_low"]].sort_values("speedup", ascending=False)
+
+
+def noise_floor(done: pd.DataFrame) -> dict[str, float]:
+    """The group's A/A control: the median of its cells' control speedups, and the widest of their intervals."""
+    if "control_speedup" not in done or done["control_speedup"].isna().all():
+        return {"noise": float("nan"), "noise_low": float("nan"), "noise_high": float("nan")}
+    return {"noise": done["control_speedup"].median(), "noise_low": done["control_speedup_low"].min(),
+            "noise_high": done["control_speedup_high"].max()}
 
 
 def best_cells(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
@@ -156,8 +179,11 @@ def best_cells(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame
             "setting": labels.get("setting"), "sampling": sampling_label(labels.get("sampling.temperature")),
             "machine": labels.get("hardware"),
             **{key: value for key, value in labels.items() if key not in GROUP},
-            "method": labels.get("method"), "draft": best["draft"], "γ": int(best["gamma"]),
-            "speedup [min, max]": spread(best) + slower,
+            "method": labels.get("method"),
+            "rank": "tied for best (intervals overlap)" if best["tied"] else "best",
+            "draft": best["draft"], "γ": int(best["gamma"]),
+            SPEEDUP: interval(best) + slower,
+            "A/A noise floor": interval(best, "noise"),
             "scaling": scaling(best),
             "predicted best draft": best["predicted_draft"] if known else "—",
             "predicted best γ": int(best["predicted_gamma"]) if known else "—",
@@ -189,8 +215,8 @@ def combined(frame: pd.DataFrame) -> pd.DataFrame:
         "attention": frame["optimization.attn"],
         "setting": frame["setting"],
         "ms/token": number(frame, "ms_per_token", ".2f"),
-        PAIRED: [spread(row) for _, row in frame.iterrows()],
-        AGAINST_REFERENCE: [spread(row, "reference_speedup") for _, row in frame.iterrows()],
+        PAIRED: [interval(row) for _, row in frame.iterrows()],
+        AGAINST_REFERENCE: [interval(row, "reference_speedup") for _, row in frame.iterrows()],
     })
 
 
@@ -205,9 +231,10 @@ def combined_sections(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 # The measured columns of a group, as numbers: what the W&B study run logs beside the formatted tables.
 VALUES = ["draft", "gamma", "status", "draft_params", "target_params", "alpha", "acceptance_rate", "c", "verify_cost",
-          "ms_per_token", "baseline_ms_per_token", "speedup", "speedup_min", "speedup_max", "predicted_speedup",
-          "gamma_star", "runs", "exact_match", *QUALITY, *(f"baseline_{name}" for name in QUALITY),
-          "reference_speedup", "reference_speedup_min", "reference_speedup_max"]
+          "ms_per_token", "baseline_ms_per_token", "speedup", "speedup_low", "speedup_high", "control_speedup",
+          "control_speedup_low", "control_speedup_high", "predicted_speedup", "gamma_star", "runs", "exact_match",
+          *QUALITY, *(f"baseline_{name}" for name in QUALITY), "reference_speedup", "reference_speedup_low",
+          "reference_speedup_high"]
 
 
 def values(frame: pd.DataFrame) -> pd.DataFrame:
@@ -231,8 +258,12 @@ def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[st
 
 
 def note(tolerance: float = TOLERANCE) -> str:
-    return (f"Speedup is the median over repeats of the ratio to autoregressive decoding of the target, measured in "
-            f"the same job on the same prompts, interleaved; [min, max] over repeats. Predicted is Leviathan et "
+    return (f"Speedup is autoregressive decoding's ms per token over the method's, both from totals over every "
+            f"prompt and repeat, measured in the same job on the same prompts, interleaved; the brackets hold its "
+            f"{record.CONFIDENCE:.0%} confidence interval, a percentile bootstrap ({record.RESAMPLES} resamples) over "
+            f"the (prompt, repeat) calls. A/A is autoregressive decoding timed against itself the same way "
+            f"(bench.control): its interval is the noise floor, and the optimum table lists every cell whose interval "
+            f"overlaps the fastest one's as tied for best. Predicted is Leviathan et "
             f"al.'s S = (1 − α^(γ+1)) / ((1 − α)(γc + 1)) from the cell's measured α and c; S_v is the same with the "
             f"verification priced at its measured cost, (1 − α^(γ+1)) / ((1 − α)(γc + verify_cost)). The pair's α "
             f"is the draft's α at its smallest γ: α does not depend on γ under correct speculative sampling, so a cell "
@@ -361,12 +392,12 @@ def quality_deltas(frame: pd.DataFrame) -> dict[str, pd.Series]:
             if name in frame and f"baseline_{name}" in frame and frame[name].notna().any()}
 
 
-def spread(row: pd.Series, name: str = "speedup") -> str:
+def interval(row: pd.Series, name: str = "speedup") -> str:
     if pd.isna(row.get(name)):
         return ""
-    if pd.isna(row.get(f"{name}_min")):  # a published figure: no spread
+    if pd.isna(row.get(f"{name}_low")):  # a published figure: no interval
         return f"{row[name]:.2f}×"
-    return record.spread_text(row[name], row[f"{name}_min"], row[f"{name}_max"])
+    return record.spread_text(row[name], row[f"{name}_low"], row[f"{name}_high"])
 
 
 def scaling(row: pd.Series) -> str:
