@@ -9,6 +9,7 @@ so "done" means the rest is complete) -> W&B.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,7 +55,9 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None) -> record.MetricsRecord:
     try:
         return measure(cells.check(spec), out)
     except BaseException as error:
-        results.fail(out, key, axes, error)
+        status = results.fail(out, key, axes, error)
+        if isinstance(error, Exception):  # not for an interrupt: the user is waiting
+            tracking.log_failure(spec.logger, cells.label(axes), status, out, dataclasses.asdict(spec))
         raise
 
 

@@ -65,10 +65,11 @@ def start(out: Path, key: str, cell: dict[str, Any]) -> None:
     write_json(out / STATUS, Status(status="running", key=key, cell=cell, time=_now()))
 
 
-def fail(out: Path, key: str, cell: dict[str, Any], error: BaseException) -> None:
-    write_json(out / STATUS, Status(status="failed", key=key, cell=cell, time=_now(),
-                                    error=f"{type(error).__name__}: {error}",
-                                    traceback="".join(traceback.format_exception(error))))
+def fail(out: Path, key: str, cell: dict[str, Any], error: BaseException) -> Status:
+    status = Status(status="failed", key=key, cell=cell, time=_now(), error=f"{type(error).__name__}: {error}",
+                    traceback="".join(traceback.format_exception(error)))
+    write_json(out / STATUS, status)
+    return status
 
 
 def finish(out: Path, record: MetricsRecord, samples: list[Sample]) -> None:

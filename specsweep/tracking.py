@@ -1,5 +1,6 @@
-"""W&B: one run per job, grouped per sweep, with the resolved config, summary metrics and a table of samples.
-Every run is finished before the job returns, so the jobs of a multirun never share a run."""
+"""W&B: one run per job, grouped per sweep, with the resolved config, summary metrics and a table of samples; a
+failed job is a failed run with its error. A run's id comes from the sweep and the cell's key, so a job run again
+resumes its run. Every run is finished before the job returns, so the jobs of a multirun never share a run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from specsweep.record import MetricsRecord, Sample
+from specsweep.record import MetricsRecord, Sample, Status, wandb_group, wandb_run_id
 from specsweep.schema import LoggerConfig
 from specsweep.study.dashboard import wandb_table
 
@@ -54,18 +55,32 @@ def log_job(logger: LoggerConfig, name: str, record: MetricsRecord, samples: lis
 
 def _log(logger: LoggerConfig, name: str, record: MetricsRecord, samples: list[Sample], job_dir: Path
          ) -> dict[str, str]:
-    import wandb
-
-    cell = record["cell"]
-    with wandb.init(
-        project=logger.project, entity=logger.entity, group=logger.group or job_dir.parent.name,
-        job_type=cell["method"], name=name, tags=list(logger.tags), dir=job_dir, mode=mode(logger.mode),
-        config=record["config"], reinit="create_new",
-    ) as run:
-        run.summary.update(flat("", record["metrics"]) | flat("cell/", cell))
+    with _init(logger, name, record["key"], record["cell"], job_dir, record["config"]) as run:
+        run.summary.update(flat("", record["metrics"]) | flat("cell/", record["cell"]))
         table = pd.DataFrame(samples).drop(columns=["quality", "accepted_per_position"], errors="ignore")
         quality = pd.DataFrame([sample["quality"] for sample in samples], index=table.index)
         run.log({"samples": wandb_table(table.join(quality))})
         where = {"mode": run.settings.mode, "id": run.id, "dir": str(Path(run.dir).parent),
                  "project": run.project, "entity": logger.entity, "group": run.group}
     return where
+
+
+def log_failure(logger: LoggerConfig, name: str, status: Status, job_dir: Path, config: dict[str, Any]) -> None:
+    """The failed job as a failed run (exit code 1) with its error in the summary. Reported, never raised."""
+    if logger.name == "none":
+        return
+    try:
+        run = _init(logger, name, status["key"], status["cell"], job_dir, config)
+        run.summary.update({"status": "failed", "error": status["error"]} | flat("cell/", status["cell"]))
+        run.finish(exit_code=1)
+    except Exception as error:  # W&B's own errors are many and version-dependent
+        log.warning("W&B logging of the failure failed; it is on disk only: %s", error)
+
+
+def _init(logger: LoggerConfig, name: str, key: str, cell: dict[str, Any], job_dir: Path, config: dict[str, Any]):
+    import wandb
+
+    group = logger.group or wandb_group(job_dir.parent)
+    return wandb.init(project=logger.project, entity=logger.entity, group=group, job_type=cell["method"], name=name,
+                      id=wandb_run_id(group, key), resume="allow", tags=list(logger.tags), dir=job_dir,
+                      mode=mode(logger.mode), config=config, reinit="create_new")

@@ -148,9 +148,20 @@ def test_two_sweeps_merge(sweep, env, tmp_path):
     assert refused.returncode == 2 and "--out is required when merging 2 sweeps" in refused.stderr
 
 
-def test_the_study_is_logged_to_a_wandb_run_in_the_sweep_group(sweep):
+def test_a_failed_cell_is_a_failed_wandb_run_with_its_error(sweep):
+    for job_dir in sweep[0].glob("*_*"):
+        status = record.read_status(job_dir)
+        if status and status["status"] == "failed":
+            (run_dir,) = job_dir.glob("wandb/offline-run-*")
+            assert run_dir.name.endswith(record.wandb_run_id(record.wandb_group(sweep[0]), status["key"]))
+            (log,) = run_dir.glob("run-*.wandb")
+            assert status["error"].split(":")[0].encode() in log.read_bytes()  # the error's type, with its text
+
+
+def test_the_study_is_logged_to_a_wandb_run_in_the_sweep_group(sweep, env):
     sweep_dir = sweep[0]
     (run_dir,) = (sweep_dir / "wandb").glob("offline-run-*")
+    assert run_dir.name.endswith(record.wandb_run_id(record.wandb_group(sweep_dir), "study"))
     (log,) = run_dir.glob("run-*.wandb")
     blob = log.read_bytes()
     job = json.loads(next(sweep_dir.glob("0_*/metrics.json")).read_text())["wandb"]
@@ -163,6 +174,12 @@ def test_the_study_is_logged_to_a_wandb_run_in_the_sweep_group(sweep):
     logged = json.loads(optimum.read_text())
     speedups = [row[logged["columns"].index("speedup")] for row in logged["data"]]
     assert speedups and all(isinstance(value, float) for value in speedups)
+    # Aggregating again resumes the study run: the same id, not a second run.
+    again = subprocess.run([sys.executable, "-m", "specsweep.aggregate", str(sweep_dir)], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1, again.stderr  # two cells failed
+    assert {path.name.rsplit("-", 1)[1] for path in (sweep_dir / "wandb").glob("offline-run-*")} == {
+        run_dir.name.rsplit("-", 1)[1]}
 
 
 def test_the_report_renders_in_chromium(sweep, tmp_path):

@@ -60,6 +60,17 @@ def test_wandb_offline_writes_a_run_per_job_with_summary_metrics(micro_env, tmp_
         for key in ["speedup", "alpha", "tokens_per_s"]:
             assert key.encode() in blob and json.dumps(metrics["metrics"][key]).encode() in blob, key
         assert list(run_dir.glob("files/media/table/samples_*.table.json"))
+        # The sweep's group (its name and a hash of its path), and a run id made from it and the cell's key.
+        group = record.wandb_group(tmp_path / "sweep")
+        assert metrics["wandb"]["group"] == group and group.startswith("sweep-") and len(group) == len("sweep-") + 8
+        assert metrics["wandb"]["id"] == record.wandb_run_id(group, metrics["key"])
+    # A job killed after logging and before writing its status runs again, and resumes its run: one id, not two.
+    killed = job_dirs(tmp_path / "sweep")[0]
+    first_id = json.loads((killed / record.METRICS_JSON).read_text())["wandb"]["id"]
+    (killed / record.STATUS).unlink()
+    assert sweep(tmp_path / "sweep", env, "logger=wandb", "draft=37K", "gamma=1,2").returncode == 0
+    assert json.loads((killed / record.METRICS_JSON).read_text())["wandb"]["id"] == first_id
+    assert {path.name.rsplit("-", 1)[1] for path in killed.glob("wandb/offline-run-*")} == {first_id}
 
 
 @pytest.mark.parametrize("overrides,sentence", [

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from specsweep import record
 from specsweep.study import tables
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,12 @@ def log_study(table: pd.DataFrame, images: list[Path], out: Path) -> None:
     try:
         import wandb
 
-        group = none_if_nan(first.get("wandb_group")) or out.name
+        group = none_if_nan(first.get("wandb_group")) or record.wandb_group(out)
+        # One study run per group: aggregating the sweep again updates it (resumes it) instead of adding one.
         with wandb.init(project=none_if_nan(first.get("wandb_project")) or "specsweep", group=group,
                         entity=none_if_nan(first.get("wandb_entity")), job_type="study", name="study", dir=out,
-                        mode=mode, reinit="create_new") as run:
+                        id=record.wandb_run_id(group, "study"), resume="allow", mode=mode,
+                        reinit="create_new") as run:
             found = list(tables.groups(table))
             run.log({"results": wandb_table(table), "optimum": wandb_table(tables.best_rows(found))}
                     | {f"study/{tables.title(labels)}": wandb_table(tables.values(frame)) for labels, frame in found}
