@@ -5,6 +5,8 @@
     python -m specsweep.aggregate experiments/<name>/results.csv             # the study again, from its table
     python -m specsweep.aggregate [<sweep> ...] --published <csv> --out <dir>  # a paper's table, beside ours
 
+A sweep whose config names `published` (an experiment file does) gets that table beside it without --published.
+
 Both run `specsweep.study.aggregate.summarize`, which reads only the jobs' files: no torch is imported here.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from specsweep.errors import ConfigError
 from specsweep.study.aggregate import summarize
@@ -32,13 +34,24 @@ class AggregateCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            table = summarize([sweep_dir], sweep_dir)
+            table = summarize([sweep_dir], sweep_dir, published=named_published([sweep_dir]))
         except Exception:  # Hydra turns a callback's exception into a warning and exits 0: say it, and exit 1
             log.exception("aggregating %s failed; the jobs' results are on disk, retry with "
                           "python -m specsweep.aggregate %s", sweep_dir, sweep_dir)
             sys.exit(1)
         if not table.empty and (table["status"] != "done").any():
             sys.exit(1)  # the sweep finished, but not every cell: the exit code says so
+
+
+def named_published(sweep_dirs: list[Path]) -> list[Path]:
+    """The published tables the sweeps' configs name (`published`, set by an experiment file), from the config
+    Hydra saved with each sweep."""
+    named = []
+    for sweep_dir in sweep_dirs:
+        saved = sweep_dir / "multirun.yaml"
+        if saved.is_file() and (path := OmegaConf.load(saved).get("published")):
+            named.append(Path(path))
+    return list(dict.fromkeys(named))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     sources = args.sweep_dirs
     out = args.out or (sources[0] if sources[0].is_dir() else sources[0].parent)
     try:
-        table = summarize(sources, out, args.tolerance, args.published)
+        table = summarize(sources, out, args.tolerance, args.published or named_published(sources))
     except ConfigError as error:
         parser.error(str(error))
     if table.empty or (table["status"] != "done").any():

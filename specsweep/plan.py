@@ -26,7 +26,7 @@ class Plan:
 
     def tokens(self) -> int:
         """Tokens to generate for the cells not done yet: prompts x new tokens x repeats x decoders (the method,
-        its autoregressive baseline, and the reference row where bench.reference is set); warm-up not counted."""
+        its autoregressive baseline, the A/A control and the reference row where set); warm-up not counted."""
         return sum(calls(spec) * spec.dataset.num_samples * spec.bench.max_new_tokens * spec.bench.repeats
                    for key, spec in self.keys.items() if key not in self.done)
 
@@ -40,7 +40,8 @@ class Plan:
 
 
 def calls(spec: schema.Config) -> int:
-    return 3 if spec.bench.reference else 2
+    """Decoders per prompt and repeat: the method, its baseline, the A/A control and the reference row."""
+    return 2 + spec.bench.control + spec.bench.reference
 
 
 def plan(config: DictConfig, cells: Sequence[Sequence[str]], loader: Any) -> Plan:

@@ -19,7 +19,7 @@ CONF = Path(__file__).resolve().parent.parent / "conf"  # the config tree `pytho
 # Top-level keys that say how a job runs, not what it measures: they are not part of a cell's identity (its
 # resume key), not axes of a study, and not in a job directory's name (conf/hydra/default.yaml reads this list
 # through the `specsweep.not_measured` resolver).
-NOT_MEASURED = ("logger", "fail_fast", "output_dir")
+NOT_MEASURED = ("logger", "fail_fast", "output_dir", "published")
 
 
 @dataclass
@@ -165,6 +165,7 @@ class Config:
     bench: BenchConfig = field(default_factory=BenchConfig)
     fail_fast: bool = False
     output_dir: str = MISSING
+    published: str | None = None  # a paper's table (CSV) that the study of this sweep sets beside its cells
 
 
 def dirname(overrides: str, limit: int = 160) -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from specsweep import record
+from specsweep import record, theory
 from specsweep.study import aggregate, plots
 from specsweep.study import tables as study
 
@@ -53,11 +53,13 @@ def grid_of(rows: list[dict]) -> pd.DataFrame:
 def test_the_optimum_is_the_fastest_measured_cell_and_the_predicted_one_beside_it():
     rows = [job(draft=d, gamma=g, speedup=s) for (d, g), s in zip(itertools.product(["1M", "3M"], [1, 3]),
                                                                    [1.2, 1.9, 1.4, 1.1], strict=True)]
-    rows[0]["predicted_speedup"] = 2.5
+    rows[2]["alpha"] = 0.8  # 3M at γ=1: its pair α, and the best prediction at every γ
     best = study.optimum(table(rows)).iloc[0]
     assert (best["draft"], best["γ"], best[study.SPEEDUP]) == ("1M", 3, "1.90× [1.80, 2.00]")
     assert best["rank"] == "best" and len(study.optimum(table(rows))) == 1  # no other interval reaches 1.80
-    assert (best["predicted best draft"], best["predicted best γ"], best["predicted speedup"]) == ("1M", 1, "2.50×")
+    gamma = theory.gamma_star(0.8, 0.1)
+    assert (best["predicted best draft"], best["predicted best γ"], best["predicted speedup"]) == (
+        "3M", gamma, f"{theory.predicted_speedup(0.8, gamma, 0.1):.2f}×")
     assert best["scaling"] == "9.0×"
 
 

@@ -1,7 +1,9 @@
 """The study's plots, one set per study group (see specsweep.study.tables): PNG files for the sweep directory and
 the report, and the same figures for the notebook.
 
-- latency per token against gamma, a line per draft, the autoregressive baseline dashed (Liu et al. 2024's figure);
+- latency per token against gamma, points per draft with the predicted curve, the autoregressive baseline dashed
+  (Liu et al. 2024's figure);
+- speedup against gamma, measured with its interval, the predicted curve at every gamma and the predicted optimum;
 - speedup heatmap, draft x gamma;
 - alpha and c against draft parameters, on a log axis;
 - measured against predicted speedup, with the diagonal and the study's tolerance band.
@@ -23,23 +25,60 @@ def latency_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = table
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     done = finished(frame)
+    baseline = done["baseline_ms_per_token"].median() if "baseline_ms_per_token" in done else float("nan")
+    predicted = tables.curves(frame)
     for draft in tables.ordered_drafts(done):
         cells = done[done["draft"] == draft].sort_values("gamma")
-        ax.plot(cells["gamma"], cells["ms_per_token"], marker="o", label=f"draft {draft}")
-    if "baseline_ms_per_token" in done and not done.empty:
-        ax.axhline(done["baseline_ms_per_token"].median(), color="black", linestyle="--",
-                   label="autoregressive (median over jobs)")
+        (line,) = ax.plot(cells["gamma"], cells["ms_per_token"], marker="o", linestyle="", label=f"draft {draft}")
+        curve = predicted[predicted["draft"] == draft]
+        if not curve.empty and pd.notna(baseline):  # predicted latency: the baseline's over the predicted speedup
+            ax.plot(curve["gamma"], baseline / curve["predicted"], color=line.get_color(), linestyle=":",
+                    label=f"draft {draft}, predicted")
+    if pd.notna(baseline):
+        ax.axhline(baseline, color="black", linestyle="--", label="autoregressive (median over jobs)")
     ax.set(xlabel="lookahead γ (draft tokens per verification)", ylabel="latency per token (ms)",
-           title=titled("Latency per token", heading))
-    ax.legend(fontsize="small")
+           title=titled("Latency per token: measured and predicted", heading))
+    ax.legend(fontsize="x-small")
     ax.grid(alpha=0.3)
     return tight(fig)
 
 
-def speedup_heatmap(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure:
+def speedup_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure | None:
+    """Measured speedup with its interval beside the predicted curve of each draft at every γ; ★ the predicted
+    optimum."""
+    done = finished(frame).dropna(subset=["speedup"])
+    predicted = tables.curves(frame)
+    if predicted.empty:  # nothing to predict for a method without a draft model
+        return None
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    for draft in tables.ordered_drafts(done):
+        cells = done[done["draft"] == draft].sort_values("gamma")
+        errors = None
+        if "speedup_low" in cells and cells["speedup_low"].notna().all():
+            errors = [cells["speedup"] - cells["speedup_low"], cells["speedup_high"] - cells["speedup"]]
+        bars = ax.errorbar(cells["gamma"], cells["speedup"], yerr=errors, marker="o", linestyle="", capsize=3,
+                           label=f"draft {draft}")
+        curve = predicted[predicted["draft"] == draft]
+        ax.plot(curve["gamma"], curve["predicted"], color=bars.lines[0].get_color(), linestyle=":",
+                label=f"draft {draft}, predicted")
+    best = predicted[predicted["best"]]
+    ax.plot(best["gamma"], best["predicted"], marker="*", markersize=14, color="black", linestyle="",
+            label="predicted optimum")
+    ax.axhline(1, color="black", linestyle="--", linewidth=1)
+    ax.set(xlabel="lookahead γ (draft tokens per verification)", ylabel="speedup over autoregressive (×)",
+           title=titled("Speedup: measured (95% CI) and predicted at every γ", heading))
+    ax.legend(fontsize="x-small")
+    ax.grid(alpha=0.3)
+    return tight(fig)
+
+
+def speedup_heatmap(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure | None:
     done = finished(frame)
     pivot = done.pivot_table(index="draft", columns="gamma", values="speedup", aggfunc="median")
     pivot = pivot.reindex([d for d in tables.ordered_drafts(done) if d in pivot.index])
+    if pivot.empty:  # a published table of α alone
+        return None
     fig = Figure(figsize=(6.4, 1.6 + 0.5 * max(1, len(pivot))))
     ax = fig.subplots()
     span = max(0.05, float((pivot - 1).abs().max().max())) if not pivot.empty else 1.0
@@ -102,7 +141,8 @@ def measured_vs_predicted(frame: pd.DataFrame, heading: str, tolerance: float = 
     return tight(fig)
 
 
-PLOTS = {"latency_vs_gamma": latency_vs_gamma, "speedup_heatmap": speedup_heatmap,
+PLOTS = {"latency_vs_gamma": latency_vs_gamma, "speedup_vs_gamma": speedup_vs_gamma,
+         "speedup_heatmap": speedup_heatmap,
          "alpha_c_vs_params": alpha_c_vs_params, "measured_vs_predicted": measured_vs_predicted}
 
 

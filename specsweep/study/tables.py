@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from specsweep import record, theory
@@ -26,7 +27,10 @@ GROUP = ["model_family", "dataset", "method", "setting", "sampling.temperature",
 CELL = ["draft", "gamma"]
 # Quality metrics the study shows beside their change against the baseline (scored in the same job); the
 # others (ROUGE-1, ROUGE-2) are in results.csv.
-QUALITY = {"rougeL": "ROUGE-L", "pass_at_1": "pass@1"}
+QUALITY = {"rouge1": "ROUGE-1", "rougeL": "ROUGE-L", "pass_at_1": "pass@1"}
+# A greedy, lossless method's quality equals the baseline's: a published change beyond rounding is a sign
+# that its output was not the autoregressive output (where the paper did not report exact_match).
+QUALITY_ROUNDING = 0.001 + 1e-9  # the last digit of a figure published to three decimals
 
 
 NO_DRAFT, NO_LOOKAHEAD = "—", 0  # the draft and gamma of a method that has none (Liu et al. 2024 write K = 0)
@@ -90,6 +94,9 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     drafts = ordered_drafts(frame)
     gammas = sorted(frame["gamma"].unique())
     full = pd.MultiIndex.from_product([drafts, gammas], names=CELL)
+    if frame["key"].astype(str).str.startswith(PUBLISHED).all():  # a paper's rows: only the cells it published
+        rank = frame["draft"].map(drafts.index)
+        full = pd.MultiIndex.from_frame(frame.assign(_rank=rank).sort_values(["_rank", "gamma"])[CELL])
     frame = frame.set_index(CELL).reindex(full).reset_index()
     frame["status"] = frame["status"].fillna("missing")
     done = frame["status"].eq("done")
@@ -115,7 +122,8 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     out["pair α"] = number(pair, "alpha", ".3f")
     out["S (pair α)"] = number(pair, "predicted", ".2f")
     out["γ* (pair α)"] = number(pair, "gamma_star", ".0f")
-    out["flag"] = ["; ".join(filter(None, [flags(row, tolerance), consistency(row, pair.loc[i])]))
+    changed = quality_changed(frame)
+    out["flag"] = ["; ".join(filter(None, [flags(row, tolerance), consistency(row, pair.loc[i]), changed[i]]))
                    for i, row in frame.iterrows()]
     out["runs"] = number(frame, "runs", ".0f")
     out["exact_match"] = number(frame, "exact_match", ".3f")
@@ -134,19 +142,19 @@ def optimum(table: pd.DataFrame) -> pd.DataFrame:
 def best_rows(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
     """Per group with a finished cell, the measured best cell and every cell tied with it (its interval overlaps
     the best one's), best first: their columns, numbers as numbers; `tied` (False for the best); the group's
-    labels as `group.<key>`; the best cell by Leviathan's prediction as `predicted_draft`, `predicted_gamma`,
-    `predicted_best`; and the group's A/A control as `noise`, `noise_low`, `noise_high`."""
+    labels as `group.<key>`; the predicted optimum over every draft and γ in 1..7 (`curves`) as `predicted_draft`,
+    `predicted_gamma`, `predicted_best`; and the group's A/A control as `noise`, `noise_low`, `noise_high`."""
     rows = []
     for labels, frame in found:
         done = frame[frame["status"].eq("done") & frame["speedup"].notna()]
         if done.empty:
             continue
         best = done.loc[done["speedup"].idxmax()]
-        by_prediction = done["predicted_speedup"].notna().any()
-        predicted = done.loc[done["predicted_speedup"].idxmax()] if by_prediction else pd.Series(dtype=object)
+        predicted = curves(done)
+        predicted = predicted[predicted["best"]].iloc[0] if predicted["best"].any() else pd.Series(dtype=object)
         shared = ({f"group.{key}": value for key, value in labels.items()}
                   | {"predicted_draft": predicted.get("draft"), "predicted_gamma": predicted.get("gamma"),
-                     "predicted_best": predicted.get("predicted_speedup")} | noise_floor(done))
+                     "predicted_best": predicted.get("predicted")} | noise_floor(done))
         rows.append(best.to_dict() | shared | {"tied": False})
         rows += [row.to_dict() | shared | {"tied": True} for _, row in tied(done, best).iterrows()]
     return pd.DataFrame(rows)
@@ -229,6 +237,34 @@ def combined_sections(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
             for labels, frame in groups(timed, COMBINED_GROUP, free=("optimization.", "method."))]
 
 
+PUBLISHED = "published:"  # the identity key of a published row starts with this (`specsweep.study.published`)
+
+
+def beside_published(table: pd.DataFrame) -> pd.DataFrame:
+    """Published cells beside ours: a row per published row whose target (our family's name), method, draft and γ
+    a finished cell of ours also has, with both speedups, α and c side by side."""
+    cells = measured_cells(table)
+    cells = cells[cells["status"].eq("done")]
+    published = cells["key"].astype(str).str.startswith(PUBLISHED)
+    match = ["model_family", "method", "draft", "gamma"]
+    pairs = cells[published].merge(cells[~published], on=match, suffixes=(" published", ""))
+    if pairs.empty:
+        return pd.DataFrame()
+
+    def figure(column: str, spec: str) -> pd.Series:
+        return number(pairs, column, spec)
+
+    return pd.DataFrame({
+        "target": pairs["model_family"], "method": pairs["method"], "draft": pairs["draft"],
+        "γ": pairs["gamma"].astype(int),
+        "speedup, published": figure("speedup published", ".2f"), SPEEDUP: [interval(row) for _, row in
+                                                                             pairs.iterrows()],
+        "α, published": figure("alpha published", ".3f"), "α": figure("alpha", ".3f"),
+        "c, published": figure("c published", ".3f"), "c": figure("c", ".3f"),
+        "published in": pairs["hardware published"], "measured on": pairs["hardware"],
+    })
+
+
 # The measured columns of a group, as numbers: what the W&B study run logs beside the formatted tables.
 VALUES = ["draft", "gamma", "status", "draft_params", "target_params", "alpha", "acceptance_rate", "c", "verify_cost",
           "ms_per_token", "baseline_ms_per_token", "speedup", "speedup_low", "speedup_high", "control_speedup",
@@ -246,9 +282,17 @@ def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[st
     """The study as (heading, formatted table) pairs: the optimum first, the optimisation table when the
     sweep timed the reference row, then one grid per group, then the jobs that did not finish."""
     found = list(groups(table))
-    out = [("Optimal draft and γ per target (measured, and by Leviathan's prediction)", best_cells(found))]
+    out = [("Optimal draft and γ per target (measured, with its ties, and predicted at every γ)", best_cells(found))]
     out += combined_sections(table)
-    out += [(title(labels), grid(frame, tolerance)) for labels, frame in found]
+    matched = beside_published(table)
+    if not matched.empty:
+        out.append(("Published beside measured (same target, method, draft and γ)", matched))
+    for labels, frame in found:
+        out.append((title(labels), grid(frame, tolerance)))
+        predicted = predicted_grid(frame)
+        if not predicted.empty:
+            out.append((f"Predicted speedup at every γ (S_v from the pair's α; ★ optimum, · not measured) · "
+                        f"{title(labels)}", predicted))
     unfinished = table[~table["status"].eq("done")]
     if not unfinished.empty:
         columns = [c for c in ["job", "status", "method", "draft", "gamma", "error"] if c in unfinished]
@@ -362,6 +406,51 @@ def pair_prediction(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, index=frame.index)
 
 
+def curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """The prediction for every draft of a group at every γ in 1..7, measured or not: from the draft's pair α (its
+    α at its smallest γ), its median c, and the verification cost of a (γ+1)-token forward, a property of the target
+    fitted as a line in γ through the group's measured costs (S where none was measured: a published table). A row
+    per (draft, γ): alpha, c, verify_cost, predicted, and `best` on the group's predicted optimum."""
+    done = frame[frame["status"].eq("done") & frame["alpha"].notna() & frame["c"].notna()]
+    if done.empty:
+        return pd.DataFrame(columns=["draft", "gamma", "alpha", "c", "verify_cost", "predicted", "best"])
+    costs = done.dropna(subset=["verify_cost"]) if "verify_cost" in done else done.iloc[:0]
+    if costs["gamma"].nunique() >= 2:
+        slope, intercept = np.polyfit(costs["gamma"].astype(float), costs["verify_cost"].astype(float), 1)
+    else:  # one lookahead measured: its cost at every γ; none: Leviathan's S, which prices it at one step
+        slope, intercept = 0.0, costs["verify_cost"].median() if not costs.empty else 1.0
+    pair = pair_prediction(done)
+    rows = []
+    for draft in ordered_drafts(done):
+        mine = done["draft"] == draft
+        alpha, c = pair.loc[mine, "alpha"].iloc[0], done.loc[mine, "c"].median()
+        for gamma in theory.GAMMAS:
+            cost = max(1.0, intercept + slope * gamma)  # a (γ+1)-token forward costs at least a one-token step
+            rows.append({"draft": draft, "gamma": gamma, "alpha": alpha, "c": c, "verify_cost": cost,
+                         "predicted": predict(alpha, gamma, c, cost)})
+    out = pd.DataFrame(rows)
+    out["best"] = out.index == out["predicted"].idxmax() if out["predicted"].notna().any() else False
+    return out
+
+
+def predicted_grid(frame: pd.DataFrame) -> pd.DataFrame:
+    """`curves` as a table, a row per draft and a column per γ; ★ marks the predicted optimum, · a γ not measured."""
+    found = curves(frame)
+    if found.empty:
+        return pd.DataFrame()
+    measured = set(zip(frame.loc[frame["status"].eq("done"), "draft"], frame.loc[frame["status"].eq("done"), "gamma"],
+                       strict=True))
+    rows = []
+    for draft, cells in found.groupby("draft", sort=False):
+        first = cells.iloc[0]
+        row = {"draft": draft, "pair α": f"{first['alpha']:.3f}", "c": f"{first['c']:.3f}"}
+        for _, cell in cells.iterrows():
+            mark = "★" if cell["best"] else ("" if (draft, cell["gamma"]) in measured else "·")
+            row[f"γ={cell['gamma']}"] = f"{cell['predicted']:.2f}{mark}" if pd.notna(cell["predicted"]) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def alpha_noise(row: pd.Series) -> float:
     """Three standard errors of a measured α (a binomial over accepted + rejections), or the rounding of a
     published one."""
@@ -384,6 +473,18 @@ def consistency(row: pd.Series, pair: pd.Series) -> str:
         return (f"✗ α {alpha:.3f} is the pair's α₁/(1+α₁) = {unconditioned:.3f}: drafts not conditioned on "
                 f"earlier drafts")
     return f"✗ α {alpha:.3f} below the pair's {pair['alpha']:.3f}: α should not depend on γ"
+
+
+def quality_changed(frame: pd.DataFrame) -> pd.Series:
+    """Greedy cells with no exact_match whose quality differs from the baseline's: not the autoregressive output."""
+    marks = pd.Series("", index=frame.index)
+    unknown = frame["exact_match"].isna() if "exact_match" in frame else pd.Series(True, index=frame.index)
+    greedy = frame["sampling.temperature"].eq(0) & unknown
+    for name, delta in quality_deltas(frame).items():
+        lossy = greedy & delta.abs().gt(QUALITY_ROUNDING)
+        marks[lossy] = [f"✗ greedy {QUALITY[name]} differs from autoregressive ({value:+.3f}): not lossless"
+                        for value in delta[lossy]]
+    return marks
 
 
 def quality_deltas(frame: pd.DataFrame) -> dict[str, pd.Series]:
