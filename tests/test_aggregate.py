@@ -16,7 +16,7 @@ import pytest
 from nbclient import NotebookClient
 
 from specsweep import record
-from specsweep.study import aggregate
+from specsweep.study import aggregate, plots
 from specsweep.study import tables as study
 from tests.helpers import ROOT
 from tests.helpers import sweep as multirun
@@ -168,7 +168,7 @@ def test_the_study_is_logged_to_a_wandb_run_in_the_sweep_group(sweep, env):
     assert b"study" in blob and job["group"].encode() in blob
     tables = [p.name for p in run_dir.glob("files/media/table/**/*.table.json")]
     assert any(name.startswith("results_") for name in tables) and len(tables) >= 3
-    assert len(list(run_dir.glob("files/media/images/**/*.png"))) == 4
+    assert len(list(run_dir.glob("files/media/images/**/*.png"))) == len(plots.PLOTS)  # one group, every plot
     # Numbers stay numbers in W&B: the dashboard can sort and plot them.
     (optimum,) = run_dir.glob("files/media/table/optimum_*.table.json")
     logged = json.loads(optimum.read_text())
@@ -191,7 +191,8 @@ def test_the_report_renders_in_chromium(sweep, tmp_path):
              f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([chromium, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
-    assert dom.count("<table") == 3 and dom.count("<img") == 4 and "Optimal draft and γ per target" in dom
+    assert dom.count("<table") == 4 and dom.count("<img") == len(plots.PLOTS)  # optimum, grid, prediction, failures
+    assert "Optimal draft and γ per target" in dom
     assert "http" not in report.read_text().replace("http://www.w3.org", "")  # self-contained: nothing fetched
     shot = tmp_path / "report.png"
     subprocess.run([chromium, *flags, "--window-size=1280,4000", f"--screenshot={shot}", report.as_uri()],
@@ -212,7 +213,7 @@ def test_the_notebook_runs_on_a_sweep(sweep, env):
         del os.environ["SPECSWEEP_RESULTS"]
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == len(plots.PLOTS)
     assert "6 jobs, 4 done" in "".join(o.get("text", "") for o in outputs)
 
 
@@ -241,3 +242,17 @@ def test_a_results_csv_gives_the_same_study_as_its_sweep(copy_of, tmp_path):
                            "--out", str(again)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr  # two cells failed, as in the sweep
     assert (again / aggregate.STUDY_MD).read_text() == (copy_of / aggregate.STUDY_MD).read_text()
+
+
+def test_published_cells_are_set_beside_the_matching_measured_ones(sweep, tmp_path):
+    paper = tmp_path / "paper.csv"
+    paper.write_text("target,draft,gamma,speedup,alpha,c,note\n"
+                     "embedded_micro,37K,3,1.30,0.5,0.1,A paper (a GPU)\n"
+                     "embedded_micro,9M,3,2.00,0.6,0.1,A paper (a GPU)\n")  # no cell of ours has a 9M draft
+    table = aggregate.collect(sweep[0], published=[paper])
+    matched = study.beside_published(table)
+    assert matched[["target", "draft", "γ", "speedup, published", "α, published"]].values.tolist() == [
+        ["embedded_micro", "37K", 3, "1.30", "0.500"]]
+    assert matched[study.SPEEDUP].iloc[0].endswith("]") and matched["measured on"].iloc[0] != "A paper (a GPU)"
+    assert "## Published beside measured" in study.markdown(table)
+    assert study.beside_published(aggregate.collect(sweep[0])).empty  # no paper, no section

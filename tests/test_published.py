@@ -49,3 +49,32 @@ def test_a_bad_published_table_is_one_sentence(tmp_path, columns, words):
                            str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert all(word in done.stderr for word in words), done.stderr
+
+
+def published_grid(name: str) -> pd.DataFrame:
+    table = aggregate.collect(published=[ROOT / "experiments" / name / "published.csv"])
+    return pd.concat([tables.grid(frame) for _, frame in tables.groups(table)], ignore_index=True)
+
+
+def test_our_prediction_reproduces_leviathans_expected_speedups():
+    grid = published_grid("leviathan_2023")
+    expected = grid[grid["draft"].str.startswith("α=")]
+    assert len(expected) == 6 and (expected["measured / predicted"] == "1.00").all()
+
+
+def test_a_greedy_quality_change_beyond_rounding_is_flagged_as_not_lossless():
+    assert published_grid("deepseek_humaneval")["flag"].iloc[0] == (
+        "✗ greedy pass@1 differs from autoregressive (+0.050): not lossless")
+    assert published_grid("gpt_neo_xsum_study")["flag"].iloc[0] == ""  # 0.160 -> 0.159: within rounding
+
+
+def test_a_published_table_of_another_shape_reads_as_its_columns_say():
+    """Liu et al. give no α; the reproduction gives no γ; Hayashizaki et al.'s table 2 only a speedup against the
+    reference row: blanks stay blank, schema metrics keep their names."""
+    liu = aggregate.collect(published=[ROOT / "experiments" / "liu_optimum" / "published.csv"])
+    assert liu["alpha"].isna().all() and (liu["target_params"] / liu["draft_params"]).round(2).tolist()[0] == 40.0
+    optimum = tables.optimum(liu)
+    assert len(optimum) == 10 and set(optimum["scaling"]) >= {"40.0×", "6.5×", "60.4×", "12.1×", "18.3×", "11.8×"}
+    combined = aggregate.collect(published=[ROOT / "experiments" / "xlsum_ja_combined" / "published.csv"])
+    ((heading, frame),) = tables.combined_sections(combined)
+    assert len(frame) == 7 and "1.77×" in frame[tables.AGAINST_REFERENCE].tolist()

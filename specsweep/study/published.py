@@ -49,14 +49,15 @@ def read(path: Path) -> pd.DataFrame:
         gamma, c = row["gamma"], row.get("c")  # gamma blank: the paper did not say
         predicted = predict(alpha, gamma, c)
         label = f"γ={int(gamma)}" if pd.notna(gamma) else "γ unpublished"
+        draft = str(row["draft"]) if pd.notna(row["draft"]) else None  # None: a method without a draft
         rows.append({column: row[column] for column in table if column in AS_IS or column.startswith("optimization.")}
                     | {
-            "sweep": str(path), "job": f"published {row['draft']} {label}", "status": "done",
+            "sweep": str(path), "job": f"published {draft or 'no draft'} {label}", "status": "done",
             "key": f"{PUBLISHED}{path}:{i}", "same_as": None, "time": None,
             "model_family": text(row, "target", "published"), "dataset": text(row, "dataset", ""),
             "method": text(row, "method", "speculative"), "setting": text(row, "setting", "published"),
             "sampling.temperature": float(row["temperature"]) if pd.notna(row.get("temperature")) else 0.0,
-            "hardware": text(row, "note", str(path)), "draft": text(row, "draft", ""),
+            "hardware": text(row, "note", str(path)), "draft": draft,
             "gamma": int(gamma) if pd.notna(gamma) else None, "draft_params": row.get("draft_params"),
             "speedup": row["speedup"], "alpha": alpha, "acceptance_rate": row.get("acceptance_rate"), "c": c,
             "predicted_speedup": predicted,

@@ -408,24 +408,23 @@ def pair_prediction(frame: pd.DataFrame) -> pd.DataFrame:
 
 def curves(frame: pd.DataFrame) -> pd.DataFrame:
     """The prediction for every draft of a group at every γ in 1..7, measured or not: from the draft's pair α (its
-    α at its smallest γ), its median c, and the verification cost of a (γ+1)-token forward, a property of the target
-    fitted as a line in γ through the group's measured costs (S where none was measured: a published table). A row
+    α at its smallest γ), its median c, and the verification cost of a (γ+1)-token forward, a property of the target:
+    the group's median at each measured γ, interpolated between them and held beyond them (it grows, then levels
+    off, as the forward stops being bound by reading the weights); S where none was measured (a published table). A row
     per (draft, γ): alpha, c, verify_cost, predicted, and `best` on the group's predicted optimum."""
     done = frame[frame["status"].eq("done") & frame["alpha"].notna() & frame["c"].notna()]
     if done.empty:
         return pd.DataFrame(columns=["draft", "gamma", "alpha", "c", "verify_cost", "predicted", "best"])
-    costs = done.dropna(subset=["verify_cost"]) if "verify_cost" in done else done.iloc[:0]
-    if costs["gamma"].nunique() >= 2:
-        slope, intercept = np.polyfit(costs["gamma"].astype(float), costs["verify_cost"].astype(float), 1)
-    else:  # one lookahead measured: its cost at every γ; none: Leviathan's S, which prices it at one step
-        slope, intercept = 0.0, costs["verify_cost"].median() if not costs.empty else 1.0
+    costs = done.groupby("gamma")["verify_cost"].median().dropna() if "verify_cost" in done else pd.Series()
+    if costs.empty:  # none measured (a published table): Leviathan's S, which prices a verification at one step
+        costs = pd.Series([1.0], index=[1])
     pair = pair_prediction(done)
     rows = []
     for draft in ordered_drafts(done):
         mine = done["draft"] == draft
         alpha, c = pair.loc[mine, "alpha"].iloc[0], done.loc[mine, "c"].median()
         for gamma in theory.GAMMAS:
-            cost = max(1.0, intercept + slope * gamma)  # a (γ+1)-token forward costs at least a one-token step
+            cost = float(np.interp(gamma, costs.index.astype(float), costs.to_numpy(float)))
             rows.append({"draft": draft, "gamma": gamma, "alpha": alpha, "c": c, "verify_cost": cost,
                          "predicted": predict(alpha, gamma, c, cost)})
     out = pd.DataFrame(rows)
