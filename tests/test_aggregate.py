@@ -52,8 +52,7 @@ def test_the_callback_writes_the_study_at_the_end_of_a_multirun(sweep):
     for name in [aggregate.RESULTS_CSV, aggregate.STUDY_MD, aggregate.REPORT_HTML]:
         assert (sweep_dir / name).stat().st_size > 0, name
     pngs = sorted((sweep_dir / aggregate.PLOTS_DIR).glob("*.png"))
-    assert [p.stem.split("__")[1] for p in pngs] == sorted(["alpha_c_vs_params", "latency_vs_gamma",
-                                                           "measured_vs_predicted", "speedup_heatmap"])
+    assert [p.stem.split("__")[1] for p in pngs] == sorted(plots.PLOTS)
     for png in pngs:
         image = matplotlib.image.imread(png)
         assert image.shape[0] > 200 and image.shape[1] > 300 and image.std() > 0.05, png  # a picture, not blank
@@ -94,7 +93,7 @@ def test_the_study_grid_shows_every_cell_with_its_prediction(sweep):
     assert len(best) == 1 and (best.loc[0, "draft"], best.loc[0, "γ"]) == (fastest["draft"], fastest["gamma"])
     assert best.loc[0, "scaling"] == f"{fastest['target_params'] / fastest['draft_params']:.1f}×"
     markdown = (sweep[0] / aggregate.STUDY_MD).read_text()
-    assert markdown.count("\n## ") == 3  # the optimum, the grid, the jobs that did not finish
+    assert markdown.count("\n## ") == 4  # the optimum, the grid, its prediction at every γ, the unfinished jobs
     assert "| XL " in markdown and "failed" in markdown
 
 

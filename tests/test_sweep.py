@@ -113,9 +113,10 @@ def test_a_sweep_prints_its_plan_before_it_starts(micro_env, tmp_path):
     first = sweep(tmp_path / "sweep", micro_env, "method=autoregressive,speculative", "draft=37K", "gamma=1,2")
     assert first.returncode == 0, first.stderr
     output = first.stdout + first.stderr
-    # autoregressive ignores gamma: 4 cells, 3 to measure; 2 prompts x 8 tokens x 1 repeat x 2 decoders each.
+    # autoregressive ignores gamma: 4 cells, 3 to measure; 2 prompts x 8 tokens x 1 repeat x 3 decoders each (the
+    # method, its baseline and the A/A control).
     assert ("sweep plan: 4 cells, 3 to measure after dedupe, 0 of them already done; 2 prompts x 8 new tokens x "
-            "1 repeats x 2 decoders per cell; 96 tokens to generate") in output, output
+            "1 repeats x 3 decoders per cell; 144 tokens to generate") in output, output
     again = sweep(tmp_path / "sweep", micro_env, "method=autoregressive,speculative", "draft=37K", "gamma=1,2")
     assert "3 to measure after dedupe, 3 of them already done" in again.stdout + again.stderr
 

@@ -54,7 +54,7 @@ def read(path: Path) -> pd.DataFrame:
                     | {
             "sweep": str(path), "job": f"published {draft or 'no draft'} {label}", "status": "done",
             "key": f"{PUBLISHED}{path}:{i}", "same_as": None, "time": None,
-            "model_family": text(row, "target", "published"), "dataset": text(row, "dataset", ""),
+            "model_family": text(row, "target", "published"), "dataset": text(row, "dataset", "—"),
             "method": text(row, "method", "speculative"), "setting": text(row, "setting", "published"),
             "sampling.temperature": float(row["temperature"]) if pd.notna(row.get("temperature")) else 0.0,
             "hardware": text(row, "note", str(path)), "draft": draft,
