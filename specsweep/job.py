@@ -37,6 +37,9 @@ REFERENCE_SETTING = switches.Setting(attn="eager", dtype="float32")
 # bench.control: the baseline a second time, interleaved like the rest, so that its "speedup" over itself (an A/A
 # test) shows how far apart two identical calls time here: the noise floor of every speedup.
 CONTROL = "control"
+# bench.uninstrumented: the method again with no per-forward timing, interleaved, so that the ratio of the two shows
+# what the timing costs (on CUDA it records events and never synchronises, so the ratio should be 1).
+UNINSTRUMENTED = "uninstrumented"
 
 Call = Callable[[torch.Tensor, int], Generation]  # (prompt [1, S], call index) -> Generation
 Runs = dict[str, list[list[Generation]]]  # call name -> per prompt -> per repeat
@@ -71,6 +74,8 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
         calls[REFERENCE] = reference_call(cell, models)
     if cell.bench.control:
         calls[CONTROL] = baseline_call(cell, models)
+    if cell.bench.uninstrumented:
+        calls[UNINSTRUMENTED] = method_call(cell, models, instrumented=False)
 
     compiling = Compilation()
     # Compiled forwards get a graph per input shape and cache state, and which ones a decode meets depends on the
@@ -143,9 +148,10 @@ def decode_kwargs(cell: Cell, models: families.Models) -> dict[str, Any]:
                 use_cache=cell.spec.optimization.kv_cache, eos_token_id=models.target.generation_config.eos_token_id)
 
 
-def method_call(cell: Cell, models: families.Models) -> Call:
+def method_call(cell: Cell, models: families.Models, instrumented: bool = True) -> Call:
     """The configured method as (prompt, call index) -> Generation."""
-    kwargs = decode_kwargs(cell, models) | dict(cell.spec.method.options)
+    kwargs = decode_kwargs(cell, models) | dict(cell.spec.method.options) | ({} if instrumented
+                                                                           else {"instrumented": False})
     if cell.method.uses_gamma:
         kwargs["gamma"] = cell.gamma
     if cell.method.uses_draft:
@@ -199,6 +205,8 @@ def timing_metrics(runs: Runs, name: str, seed: int) -> dict[str, Any]:
         metrics[f"{REFERENCE}_ms_per_token"] = total(runs[REFERENCE]).ms_per_token
     if CONTROL in runs:
         metrics |= record.bootstrap(f"{CONTROL}_speedup", pairs(runs, BASELINE, CONTROL), speedup, seed)
+    if UNINSTRUMENTED in runs:
+        metrics |= record.bootstrap("instrumentation_cost", pairs(runs, UNINSTRUMENTED, name), speedup, seed)
     metrics["accepted_per_position"] = method_total.accepted_per_position
     return metrics
 

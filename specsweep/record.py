@@ -46,6 +46,8 @@ METRICS: dict[str, Metric] = _registry(
            baseline=True),
     Metric("control_speedup", "autoregressive ms_per_token / a second autoregressive run's, interleaved in the same "
            "job (the A/A control, bench.control): its interval is the noise floor of speedup", None, interval=True),
+    Metric("instrumentation_cost", "the method's ms_per_token with per-forward timing / without it, interleaved "
+           "(bench.uninstrumented): 1 when the timing costs nothing", False, interval=True),
     Metric("acceptance_rate", "accepted / drafted draft tokens", True),
     Metric("alpha", "accepted / (accepted + rejections): the MLE of Leviathan et al.'s per-token acceptance α", True),
     Metric("tokens_per_round", "new tokens / target verification forwards (τ, bonus tokens included)", True),

@@ -148,6 +148,7 @@ class BenchConfig:
     warmup: int = 1  # untimed generations per method before the first timed one
     reference: bool = False  # also time unoptimised autoregressive decoding (eager, no KV cache), interleaved
     control: bool = True  # also time the baseline against itself, interleaved: the A/A control, the noise floor
+    uninstrumented: bool = False  # also time the method with per-forward timing off: what the timing costs
 
 
 @dataclass

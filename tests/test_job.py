@@ -125,3 +125,9 @@ def test_a_model_that_does_not_load_is_one_sentence_and_a_recorded_failure(micro
     assert "\n" not in message and message.startswith(f"model_family.target='{broken}' could not be loaded")
     assert "complete Hugging Face model directory" in message
     assert record.read_status(tmp_path / "job")["status"] == "failed"
+
+
+def test_the_uninstrumented_control_records_what_the_timing_costs(micro_env, tmp_path):
+    metrics = job.run(compose_config(FAST + ["draft=37K", "bench.uninstrumented=true"], tmp_path))["metrics"]
+    assert metrics["instrumentation_cost_low"] <= metrics["instrumentation_cost"] <= metrics["instrumentation_cost_high"]
+    assert metrics["c"] is not None  # the timed method still measures its forwards

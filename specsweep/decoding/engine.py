@@ -12,7 +12,6 @@ every forward reads the whole sequence.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,30 +21,7 @@ from transformers import PreTrainedModel
 from specsweep.decoding.methods import method
 from specsweep.decoding.sampling import Sampling, choose, logits_to_probs, sample
 from specsweep.decoding.stats import DecodeStats, Generation
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued kernels, so that a timer measures the work and not its launch."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type != "cpu" and hasattr(getattr(torch, device.type, None), "synchronize"):
-        getattr(torch, device.type).synchronize()
-
-
-def record_forward(stats: DecodeStats, role: str, index: int, seconds: float, full: bool = False) -> None:
-    """Book the `index`-th forward of a model ("target" or "draft") in one generation call.
-    `full`: a target forward that verified a whole lookahead of drafts (what verify_cost is about)."""
-    if index == 0:  # the first forward reads the whole prompt: it says nothing about a decoding step
-        stats.prefill_seconds += seconds
-    elif role == "target":
-        stats.target_forwards += 1
-        stats.target_seconds += seconds
-        if full:
-            stats.verify_forwards += 1
-            stats.verify_seconds += seconds
-    else:
-        stats.draft_forwards += 1
-        stats.draft_seconds += seconds
+from specsweep.decoding.timing import Clock
 
 
 def cache_kind(cache: object) -> str | None:
@@ -55,12 +31,12 @@ def cache_kind(cache: object) -> str | None:
 
 @dataclass
 class Runner:
-    """A model with its KV cache (None when caching is off) and its share of the stats."""
+    """A model with its KV cache (None when caching is off), timed by the call's clock."""
 
     model: PreTrainedModel
     use_cache: bool
     role: str  # "target" or "draft": which stats fields its forwards go to
-    stats: DecodeStats
+    clock: Clock
     cache: object = None
     forwards: int = 0
 
@@ -71,9 +47,7 @@ class Runner:
 
     def forward(self, seq: torch.Tensor, keep: int, full: bool = False) -> torch.Tensor:
         """Logits of the last `keep` positions of seq: [1, L] -> [keep, V]. Feeds only what the cache lacks."""
-        device = seq.device
-        synchronize(device)
-        start = time.perf_counter()
+        mark = self.clock.before()
         out = self.model(
             input_ids=seq[:, self.cached :],
             past_key_values=self.cache,
@@ -81,11 +55,9 @@ class Runner:
             logits_to_keep=keep,
         )
         logits = out.logits[0, -keep:]
-        synchronize(device)
-        seconds = time.perf_counter() - start
+        self.clock.after(mark, self.role, self.forwards, full)
         if self.use_cache:
             self.cache = out.past_key_values
-        record_forward(self.stats, self.role, self.forwards, seconds, full)
         self.forwards += 1
         return logits
 
@@ -145,21 +117,21 @@ def autoregressive(
     use_cache: bool = True,
     eos_token_id: int | list[int] | None = None,
     generator: torch.Generator | None = None,
+    instrumented: bool = True,
 ) -> Generation:
-    """The target alone, one token per forward."""
+    """The target alone, one token per forward. `instrumented=False`: no per-forward timing (see `timing`)."""
     seq = check_request(input_ids, max_new_tokens, generator=generator, device=target.device).to(target.device)
     prompt_length, eos = seq.shape[1], eos_set(eos_token_id)
     stats = DecodeStats()
-    runner = Runner(target, use_cache, "target", stats)
-    synchronize(seq.device)
-    start = time.perf_counter()
+    clock = Clock(seq.device, stats, instrumented)
+    runner = Runner(target, use_cache, "target", clock)
+    clock.start()
     for _ in range(max_new_tokens):
         token, _ = choose(runner.forward(seq, keep=1), sampling, generator)  # token: [1]
         seq = torch.cat([seq, token[None]], dim=1)
-        if eos and token.item() in eos:
+        if eos and token.item() in eos:  # the one host read a step needs, and only when there is an EOS to stop at
             break
-    synchronize(seq.device)
-    stats.seconds = time.perf_counter() - start
+    clock.stop()
     stats.new_tokens = seq.shape[1] - prompt_length
     return Generation(seq[0, prompt_length:], stats, {"method": "autoregressive", "use_cache": use_cache,
                                                       "cache": {"target": cache_kind(runner.cache)}})
@@ -177,9 +149,10 @@ def draft_tokens(
     draft: Runner, seq: torch.Tensor, gamma: int, sampling: Sampling, vocab: int, eos: set[int],
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """x_1..x_gamma from M_q, each conditioned on the sequence and the drafts before it; stops after an EOS.
+    """x_1..x_gamma from M_q, each conditioned on the sequence and the drafts before it.
 
-    seq: [1, L] -> drafts: [k <= gamma], q: [k, V] (None when greedy).
+    seq: [1, L] -> drafts: [gamma], q: [gamma, V] (None when greedy). No host read: a draft after an EOS costs a
+    draft forward at the last round at most, and whatever follows an accepted EOS is cut (`_cut_at_eos`).
     """
     drafts, q = [], []
     for _ in range(gamma):
@@ -187,8 +160,6 @@ def draft_tokens(
         seq = torch.cat([seq, token[None]], dim=1)
         drafts.append(token)
         q.append(probs)
-        if eos and token.item() in eos:  # nothing after an EOS can be kept
-            break
     if not drafts:
         return seq.new_empty(0), (None if sampling.greedy else torch.empty(0, vocab, device=seq.device))
     return torch.cat(drafts), (None if sampling.greedy else torch.cat(q))
@@ -278,6 +249,7 @@ def speculative(
     generator: torch.Generator | None = None,
     tokenizers: tuple | None = None,
     propose: Propose = draft_tokens,
+    instrumented: bool = True,
 ) -> Generation:
     """Speculative sampling: lossless, so the output has the target's distribution (greedy: its exact tokens).
 
@@ -291,10 +263,10 @@ def speculative(
     draft_vocab = draft.get_input_embeddings().num_embeddings
     check_draft_can_read(seq[0].tolist(), draft_vocab)
     stats = DecodeStats(accepted_per_position=[0] * gamma)
-    m_p = Runner(target, use_cache, "target", stats)
-    m_q = Runner(draft, use_cache, "draft", stats)
-    synchronize(seq.device)
-    start = time.perf_counter()
+    clock = Clock(seq.device, stats, instrumented)
+    m_p = Runner(target, use_cache, "target", clock)
+    m_q = Runner(draft, use_cache, "draft", clock)
+    clock.start()
     while (remaining := max_new_tokens - (seq.shape[1] - prompt_length)) > 0:
         lookahead = min(gamma, remaining - 1)  # the bonus token must not overshoot max_new_tokens
         drafts, q = propose(m_q, seq, lookahead, sampling, vocab, eos, generator)
@@ -309,8 +281,7 @@ def speculative(
         # Both caches keep every token but the last, which the next round feeds.
         m_p.rollback(seq.shape[1] - 1)
         m_q.rollback(seq.shape[1] - 1)
-    synchronize(seq.device)
-    stats.seconds = time.perf_counter() - start
+    clock.stop()
     stats.new_tokens = seq.shape[1] - prompt_length
     settings = {"method": "speculative", "gamma": gamma, "use_cache": use_cache, "vocab": vocab,
                 "cache": {"target": cache_kind(m_p.cache), "draft": cache_kind(m_q.cache)}}

@@ -7,7 +7,6 @@ transformers exposes no acceptance counts, so we count in the one place that see
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -15,10 +14,11 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, PreTrainedModel
 
-from specsweep.decoding.engine import cache_kind, check_pair, check_request, eos_set, record_forward, synchronize
+from specsweep.decoding.engine import cache_kind, check_pair, check_request, eos_set
 from specsweep.decoding.methods import method
 from specsweep.decoding.sampling import Sampling
 from specsweep.decoding.stats import DecodeStats, Generation
+from specsweep.decoding.timing import Clock
 
 
 @contextmanager
@@ -34,18 +34,17 @@ def _generation_config(model: PreTrainedModel, config: GenerationConfig) -> Iter
 
 
 @contextmanager
-def _timed_forwards(model: PreTrainedModel, role: str, stats: DecodeStats, round_state: dict) -> Iterator[None]:
-    clock = {"start": 0.0, "index": 0}
+def _timed_forwards(model: PreTrainedModel, role: str, clock: Clock, round_state: dict) -> Iterator[None]:
+    """The call's clock around each forward of `model`, through forward hooks (generate() owns the loop)."""
+    state = {"mark": None, "index": 0}
 
     def before(module, args):
-        synchronize(model.device)
-        clock["start"] = time.perf_counter()
+        state["mark"] = clock.before()
 
     def after(module, args, output):
-        synchronize(model.device)
         full = role == "target" and len(round_state["drafts"]) == round_state["gamma"]
-        record_forward(stats, role, clock["index"], time.perf_counter() - clock["start"], full)
-        clock["index"] += 1
+        clock.after(state["mark"], role, state["index"], full)
+        state["index"] += 1
 
     handles = [model.register_forward_pre_hook(before), model.register_forward_hook(after)]
     try:
@@ -107,6 +106,7 @@ def _generate(
     generator: torch.Generator | None,
     method: str,
     draft: PreTrainedModel | None = None,
+    instrumented: bool = True,
     **candidate_settings: Any,
 ) -> Generation:
     seq = check_request(input_ids, max_new_tokens, gamma, generator, target.device).to(target.device)
@@ -130,6 +130,7 @@ def _generate(
         **candidate_settings,
     )
     stats = DecodeStats(accepted_per_position=[0] * gamma)
+    clock = Clock(seq.device, stats, instrumented)
     max_length = seq.shape[1] + max_new_tokens
     round_state = {"gamma": gamma, "drafts": []}
     # generate() samples from the global RNG: seed it from `generator`, without disturbing the caller's RNG.
@@ -138,7 +139,7 @@ def _generate(
     with ExitStack() as stack:
         stack.enter_context(_generation_config(target, config))
         stack.enter_context(_counted_rounds(target, stats, max_length, round_state))
-        stack.enter_context(_timed_forwards(target, "target", stats, round_state))
+        stack.enter_context(_timed_forwards(target, "target", clock, round_state))
         if draft is not None:
             # The lookahead is read from the assistant's own generation_config, not from generate()'s kwargs.
             assistant = GenerationConfig(
@@ -147,17 +148,15 @@ def _generate(
                 assistant_confidence_threshold=0.0,
             )
             stack.enter_context(_generation_config(draft, assistant))
-            stack.enter_context(_timed_forwards(draft, "draft", stats, round_state))
+            stack.enter_context(_timed_forwards(draft, "draft", clock, round_state))
         if seed is not None:
             stack.enter_context(torch.random.fork_rng(devices=[seq.device] if seq.device.type == "cuda" else []))
             torch.manual_seed(seed)
-        synchronize(seq.device)
-        start = time.perf_counter()
+        clock.start()
         with torch.inference_mode():
             out = target.generate(seq, attention_mask=torch.ones_like(seq), assistant_model=draft,
                                   generation_config=config, return_dict_in_generate=True)
-        synchronize(seq.device)
-        stats.seconds = time.perf_counter() - start
+        clock.stop()
     tokens = out.sequences[0, seq.shape[1] :]
     stats.new_tokens = tokens.numel()
     cache = {"target": cache_kind(out.past_key_values)}
@@ -183,6 +182,7 @@ def assisted(
     eos_token_id: int | list[int] | None = None,
     generator: torch.Generator | None = None,
     tokenizers: tuple | None = None,
+    instrumented: bool = True,
 ) -> Generation:
     """transformers' generate(assistant_model=draft) with the lookahead pinned to a constant gamma."""
     check_pair(target, draft, tokenizers)
@@ -190,7 +190,7 @@ def assisted(
         raise ValueError("draft is the target object itself; pass a separate copy so each keeps its own cache.")
     return _generate(target, input_ids, gamma=gamma, max_new_tokens=max_new_tokens, sampling=sampling,
                      use_cache=use_cache, eos_token_id=eos_token_id, generator=generator,
-                     method="assisted", draft=draft)
+                     method="assisted", draft=draft, instrumented=instrumented)
 
 
 @method(uses_gamma=True, needs_kv_cache=True)
@@ -205,10 +205,12 @@ def prompt_lookup(
     use_cache: bool = True,
     eos_token_id: int | list[int] | None = None,
     generator: torch.Generator | None = None,
+    instrumented: bool = True,
 ) -> Generation:
     """transformers' prompt-lookup decoding: up to gamma drafts copied from where the last n-gram occurred."""
     if isinstance(max_ngram, bool) or int(max_ngram) != max_ngram or max_ngram < 1:
         raise ValueError(f"max_ngram={max_ngram} is invalid; it must be a positive integer.")
     return _generate(target, input_ids, gamma=gamma, max_new_tokens=max_new_tokens, sampling=sampling,
                      use_cache=use_cache, eos_token_id=eos_token_id, generator=generator,
-                     method="prompt_lookup", prompt_lookup_num_tokens=gamma, max_matching_ngram_size=max_ngram)
+                     method="prompt_lookup", instrumented=instrumented, prompt_lookup_num_tokens=gamma,
+                     max_matching_ngram_size=max_ngram)
