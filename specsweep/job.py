@@ -24,6 +24,7 @@ from specsweep import record, results, tracking
 from specsweep.cell import Cell
 from specsweep.data import prompts, quality
 from specsweep.decoding import METHODS, DecodeStats, Generation, derive
+from specsweep.decoding.engine import divergence_margin, first_divergence
 from specsweep.decoding.measure import interleave, warm_up
 from specsweep.models import families, switches
 from specsweep.models.compile import Compilation
@@ -98,7 +99,8 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
         log.warning("torch.compile compiled during the timed calls (%.1f s): raise bench.warmup so that the "
                     "timings exclude compilation", compile_seconds_timed)
 
-    samples = sample_records(examples, runs, cell.method.name, models.tokenizer)
+    diverged = divergences(cell, models, inputs, runs)
+    samples = sample_records(examples, runs, cell.method.name, models.tokenizer, diverged)
     summary, per_sample = score_quality(cell, examples, samples, "output")
     for sample, scores in zip(samples, per_sample, strict=True):
         sample["quality"] = scores
@@ -106,6 +108,8 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
     baseline_summary, _ = score_quality(cell, examples, samples, "baseline_output", skip=("exact_match",))
 
     metrics = timing_metrics(runs, cell.method.name, cell.spec.seed) | summary
+    margins = [margin for _, margin in diverged if margin is not None]
+    metrics["divergence_margin"] = max(margins) if margins else None
     caches = runs[cell.method.name][0][0].settings["cache"]  # role -> the KV cache class the loop used, or None
     metrics |= {"compile_seconds": compile_seconds, "compile_seconds_timed": compile_seconds_timed}
     metrics |= {f"{record.BASELINE_PREFIX}{name}": value for name, value in baseline_summary.items()}
@@ -230,7 +234,23 @@ def speedup(units: Sequence[Pair]) -> float:
     return (sum(u[2] for u in units) / sum(u[3] for u in units)) / (sum(u[0] for u in units) / sum(u[1] for u in units))
 
 
-def sample_records(examples: list[prompts.Example], runs: Runs, name: str, tokenizer) -> list[record.Sample]:
+def divergences(cell: Cell, models: families.Models, inputs: list[torch.Tensor], runs: Runs
+                ) -> list[tuple[int | None, float | None]]:
+    """Per prompt, where the method's first-repeat output leaves the baseline's, and (greedy only: sampled outputs
+    differ by design) the target's top-1 minus top-2 logit margin there, from an untimed autoregressive re-run."""
+    kwargs = {key: value for key, value in decode_kwargs(cell, models).items() if key != "max_new_tokens"}
+    found = []
+    for i, prompt in enumerate(inputs):
+        first = first_divergence(runs[cell.method.name][i][0].tokens.tolist(), runs[BASELINE][i][0].tokens.tolist())
+        margin = None
+        if first is not None and cell.sampling.greedy:
+            margin = divergence_margin(models.target, prompt, first, **kwargs)
+        found.append((first, margin))
+    return found
+
+
+def sample_records(examples: list[prompts.Example], runs: Runs, name: str, tokenizer,
+                   diverged: list[tuple[int | None, float | None]]) -> list[record.Sample]:
     """One record per prompt: texts from the first repeat, timings and acceptance over all repeats."""
     records = []
     for i, example in enumerate(examples):
@@ -243,6 +263,8 @@ def sample_records(examples: list[prompts.Example], runs: Runs, name: str, token
             output=tokenizer.decode(method_runs[0].tokens, skip_special_tokens=True),
             baseline_output=tokenizer.decode(baseline_runs[0].tokens, skip_special_tokens=True),
             tokens_match=method_runs[0].tokens.tolist() == baseline_runs[0].tokens.tolist(),
+            first_divergence=diverged[i][0],
+            divergence_margin=diverged[i][1],
             new_tokens=method_runs[0].stats.new_tokens,
             ms_per_token=[g.stats.ms_per_token for g in method_runs],
             baseline_ms_per_token=[g.stats.ms_per_token for g in baseline_runs],

@@ -69,6 +69,8 @@ METRICS: dict[str, Metric] = _registry(
     Metric("compile_seconds_timed", "torch.compile time spent inside the timed calls (0 when warm-up covered it)",
            False),
     Metric("exact_match", "fraction of outputs identical to the autoregressive output", True),
+    Metric("divergence_margin", "greedy: the largest top-1 − top-2 target logit margin where an output first leaves "
+           "the autoregressive output (null when none does); within the dtype's rounding, a near-tie", None),
     Metric("rouge1", "ROUGE-1 F-measure against the dataset's reference", True, baseline=True),
     Metric("rouge2", "ROUGE-2 F-measure against the dataset's reference", True, baseline=True),
     Metric("rougeL", "ROUGE-L F-measure against the dataset's reference", True, baseline=True),
@@ -142,6 +144,8 @@ class Sample(TypedDict):
     output: str
     baseline_output: str
     tokens_match: bool  # the method's tokens equal the baseline's
+    first_divergence: int | None  # where the method's tokens first leave the baseline's; None when identical
+    divergence_margin: float | None  # greedy: the target's top-1 minus top-2 logit there (a near-tie when small)
     new_tokens: int
     ms_per_token: list[float]  # per repeat
     baseline_ms_per_token: list[float]

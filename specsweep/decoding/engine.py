@@ -118,23 +118,48 @@ def autoregressive(
     eos_token_id: int | list[int] | None = None,
     generator: torch.Generator | None = None,
     instrumented: bool = True,
+    margins: bool = False,
 ) -> Generation:
-    """The target alone, one token per forward. `instrumented=False`: no per-forward timing (see `timing`)."""
+    """The target alone, one token per forward. `instrumented=False`: no per-forward timing (see `timing`).
+    `margins=True` (never in a timed call) also returns each step's top-1 minus top-2 logit."""
     seq = check_request(input_ids, max_new_tokens, generator=generator, device=target.device).to(target.device)
     prompt_length, eos = seq.shape[1], eos_set(eos_token_id)
     stats = DecodeStats()
     clock = Clock(seq.device, stats, instrumented)
     runner = Runner(target, use_cache, "target", clock)
+    gaps = []
     clock.start()
     for _ in range(max_new_tokens):
-        token, _ = choose(runner.forward(seq, keep=1), sampling, generator)  # token: [1]
+        logits = runner.forward(seq, keep=1)  # [1, V]
+        if margins:
+            top = logits.float().topk(2, dim=-1).values  # [1, 2]
+            gaps.append(top[:, 0] - top[:, 1])
+        token, _ = choose(logits, sampling, generator)  # token: [1]
         seq = torch.cat([seq, token[None]], dim=1)
         if eos and token.item() in eos:  # the one host read a step needs, and only when there is an EOS to stop at
             break
     clock.stop()
     stats.new_tokens = seq.shape[1] - prompt_length
     return Generation(seq[0, prompt_length:], stats, {"method": "autoregressive", "use_cache": use_cache,
-                                                      "cache": {"target": cache_kind(runner.cache)}})
+                                                      "cache": {"target": cache_kind(runner.cache)}},
+                      torch.cat(gaps) if margins else None)
+
+
+def first_divergence(tokens: list[int], reference: list[int]) -> int | None:
+    """The first position where `tokens` leaves `reference` (None when identical); a stop that one makes
+    and the other does not counts at the shorter one's end."""
+    for position, (mine, theirs) in enumerate(zip(tokens, reference, strict=False)):
+        if mine != theirs:
+            return position
+    return None if len(tokens) == len(reference) else min(len(tokens), len(reference))
+
+
+def divergence_margin(target: PreTrainedModel, input_ids: torch.Tensor, position: int, **kwargs) -> float | None:
+    """The target's top-1 minus top-2 logit where greedy autoregressive decoding chose the token at `position`:
+    a margin within the dtype's rounding is a near-tie that a (γ+1)-token verification may break the other way
+    (half precision is not batch-invariant). From the baseline's own step-by-step forwards, recomputed untimed."""
+    out = autoregressive(target, input_ids, max_new_tokens=position + 1, margins=True, instrumented=False, **kwargs)
+    return float(out.margins[position]) if out.margins.numel() > position else None
 
 
 def fit_vocab(logits: torch.Tensor, size: int) -> torch.Tensor:

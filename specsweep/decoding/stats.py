@@ -67,6 +67,7 @@ class Generation:
     tokens: torch.Tensor  # [N] the new tokens only
     stats: DecodeStats
     settings: dict[str, Any] = field(default_factory=dict)  # the effective settings the method ran with
+    margins: torch.Tensor | None = None  # [N] top-1 minus top-2 target logit per step (autoregressive(margins=True))
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

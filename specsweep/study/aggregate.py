@@ -118,6 +118,7 @@ def flatten(metrics: record.MetricsRecord) -> dict[str, Any]:
     return (metrics["cell"] | scalars | counts | {"key": metrics.get("key")}
             | {f"{role}_params": count for role, count in metrics.get("params", {}).items()}
             | {"num_samples": metrics.get("num_samples"), "load_seconds": metrics.get("load_seconds"),
+               "target_dtype": metrics.get("applied", {}).get("target", {}).get("dtype"),
                "hardware": provenance.get("gpu") or provenance.get("cpu"), "threads": provenance.get("threads"),
                "git_commit": provenance.get("git_commit"), "git_dirty": provenance.get("git_dirty"),
                "time": provenance.get("time"),
