@@ -67,6 +67,10 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None) -> record.MetricsRecord:
 
 def measure(cell: Cell, out: Path) -> record.MetricsRecord:
     torch.manual_seed(cell.spec.seed)
+    needed = families.wanted(cell.family, cell.draft, cell.device, cell.settings)
+    if cell.bench.reference:
+        needed |= families.wanted(cell.family, None, cell.device, {"target": REFERENCE_SETTING})
+    families.release(keep=needed)  # the models of earlier jobs that this one does not use
     models = families.load(cell.family, cell.draft, cell.device, cell.settings)
     examples = prompts.read_examples(cell.dataset, models.tokenizer)
     inputs = [models.tokenizer(e.prompt, return_tensors="pt").input_ids.to(cell.device) for e in examples]
@@ -78,6 +82,9 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
     if cell.bench.uninstrumented:
         calls[UNINSTRUMENTED] = method_call(cell, models, instrumented=False)
 
+    peaks: dict[str, int] = {}
+    if cell.device.type == "cuda":  # each call's peak allocation, reset before it: the method's and the baseline's
+        calls = {name: peak_tracked(call, name, peaks, cell.device) for name, call in calls.items()}
     compiling = Compilation()
     # Compiled forwards get a graph per input shape and cache state, and which ones a decode meets depends on the
     # prompt (acceptance decides the lengths): warming up on every prompt compiles what the timed calls meet.
@@ -114,6 +121,8 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
     metrics |= {"compile_seconds": compile_seconds, "compile_seconds_timed": compile_seconds_timed}
     metrics |= {f"{record.BASELINE_PREFIX}{name}": value for name, value in baseline_summary.items()}
     loaded = models.loaded()
+    memory = memory_block(runs, cell.method.name, loaded, peaks)
+    metrics["extra_memory_bytes"] = memory["extra_bytes"]
     metrics_record = record.MetricsRecord(
         key=cell.key,
         cell=cell.axes,
@@ -125,6 +134,7 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
         params={role: switches.num_parameters(model) for role, model in loaded.items()},
         # What the loaded models and the decoding loop report, not what was asked for.
         applied={role: switches.applied(model) | {"kv_cache": caches.get(role)} for role, model in loaded.items()},
+        memory=memory,
         load_seconds=models.load_seconds,
         num_samples=len(examples),
         config=cell.config(),
@@ -133,6 +143,39 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
     metrics_record["wandb"] = tracking.log_job(cell.spec.logger, cell.label, metrics_record, samples, out)
     results.finish(out, metrics_record, samples)
     return metrics_record
+
+
+def peak_tracked(call: Call, name: str, peaks: dict[str, int], device: torch.device) -> Call:
+    """`call`, with the device's peak allocation reset before it and read after it (outside its timed span)."""
+
+    def tracked(prompt: torch.Tensor, index: int) -> Generation:
+        torch.cuda.reset_peak_memory_stats(device)
+        generation = call(prompt, index)
+        peaks[name] = max(peaks.get(name, 0), torch.cuda.max_memory_allocated(device))
+        return generation
+
+    return tracked
+
+
+def memory_block(runs: Runs, name: str, loaded: dict[str, torch.nn.Module], peaks: dict[str, int]
+                 ) -> dict[str, Any]:
+    """What the method costs in memory, per role: weights as loaded and the KV cache at the job's longest sequence
+    (from the cache's tensors); on CUDA, the peak allocation of the method's calls and of the baseline's. The extra
+    bytes are the peaks' difference on CUDA, and elsewhere the draft's weights and KV cache."""
+    def longest(role: str) -> int | None:
+        sizes = [g.settings.get("cache_bytes", {}).get(role) for per_prompt in runs[name] for g in per_prompt]
+        sizes = [size for size in sizes if size is not None]
+        return max(sizes) if sizes else None
+
+    block: dict[str, Any] = {role: {"weight_bytes": switches.weight_bytes(model), "kv_cache_bytes": longest(role)}
+                             for role, model in loaded.items()}
+    if peaks:
+        block["peak_bytes"] = {"method": peaks.get(name), "baseline": peaks.get(BASELINE)}
+        block["extra_bytes"] = peaks.get(name, 0) - peaks.get(BASELINE, 0)
+    else:
+        draft = block.get("draft", {})
+        block["extra_bytes"] = (draft.get("weight_bytes") or 0) + (draft.get("kv_cache_bytes") or 0)
+    return block
 
 
 def score_quality(cell: Cell, examples: list[prompts.Example], samples: list[record.Sample], field: str,

@@ -68,6 +68,8 @@ METRICS: dict[str, Metric] = _registry(
     Metric("compile_seconds", "torch.compile time spent in the warm-up, never in latency", False),
     Metric("compile_seconds_timed", "torch.compile time spent inside the timed calls (0 when warm-up covered it)",
            False),
+    Metric("extra_memory_bytes", "what the method adds to autoregressive decoding's memory: on CUDA the peak "
+           "allocation of its calls minus the baseline's; elsewhere the draft's weights and KV cache", False),
     Metric("exact_match", "fraction of outputs identical to the autoregressive output", True),
     Metric("divergence_margin", "greedy: the largest top-1 − top-2 target logit margin where an output first leaves "
            "the autoregressive output (null when none does); within the dtype's rounding, a near-tie", None),
@@ -126,6 +128,7 @@ class MetricsRecord(TypedDict, total=False):
     models: dict[str, str]  # role -> hub id or directory
     params: dict[str, int]  # role -> parameter count
     applied: dict[str, dict[str, Any]]  # role -> what the loaded model reports: attn, dtype, quantized, cache
+    memory: dict[str, Any]  # role -> weight_bytes, kv_cache_bytes; peak_bytes (CUDA) and extra_bytes
     load_seconds: float  # model loading, never part of latency
     num_samples: int
     config: dict[str, Any]  # the resolved config

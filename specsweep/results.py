@@ -87,10 +87,37 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "cpu": _cpu_model(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cuda": _cuda(device) if device.type == "cuda" else None,
+        "numerics": _numerics(),
         "threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "time": _now(),
     }
+
+
+def _cuda(device: torch.device) -> dict[str, Any]:
+    """The GPU and the CUDA stack that ran the numbers."""
+    properties = torch.cuda.get_device_properties(device)
+    return {"runtime": torch.version.cuda, "driver": _driver(), "memory_bytes": properties.total_memory,
+            "capability": f"{properties.major}.{properties.minor}", "cudnn": torch.backends.cudnn.version()}
+
+
+def _driver() -> str | None:
+    try:
+        found = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.stdout.strip().splitlines()[0] if found.returncode == 0 and found.stdout.strip() else None
+
+
+def _numerics() -> dict[str, Any]:
+    """The torch switches that change results without changing the code: TF32 and the SDPA kernels allowed."""
+    cuda = torch.backends.cuda
+    return {"matmul_allow_tf32": cuda.matmul.allow_tf32, "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "sdpa": {"flash": cuda.flash_sdp_enabled(), "memory_efficient": cuda.mem_efficient_sdp_enabled(),
+                     "math": cuda.math_sdp_enabled(), "cudnn": cuda.cudnn_sdp_enabled()}}
 
 
 def _now() -> str:

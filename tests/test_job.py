@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,12 @@ def test_a_cell_writes_complete_results(micro_env, tmp_path):
     assert len(samples) == 2 and all(s["tokens_match"] and len(s["ms_per_token"]) == 2 for s in samples)
     assert all(s["first_divergence"] is None and s["divergence_margin"] is None for s in samples)  # float32: exact
     assert metrics["divergence_margin"] is None
+    memory = on_disk["memory"]
+    for role in ("target", "draft"):
+        assert memory[role]["weight_bytes"] > 0 and memory[role]["kv_cache_bytes"] > 0, role
+    assert memory["target"]["weight_bytes"] > memory["draft"]["weight_bytes"]
+    assert metrics["extra_memory_bytes"] == memory["extra_bytes"] == (memory["draft"]["weight_bytes"]
+                                                                      + memory["draft"]["kv_cache_bytes"])
     provenance = on_disk["provenance"]
     assert provenance["versions"]["torch"] and provenance["threads"] >= 1 and provenance["device"] == "cpu"
     assert on_disk["config"]["draft"] == "37K" and "${" not in json.dumps(on_disk["config"])  # resolved
@@ -134,3 +141,12 @@ def test_the_uninstrumented_control_records_what_the_timing_costs(micro_env, tmp
     low, cost, high = (metrics[f"instrumentation_cost{suffix}"] for suffix in ("_low", "", "_high"))
     assert low <= cost <= high
     assert metrics["c"] is not None  # the timed method still measures its forwards
+
+
+def test_a_job_keeps_only_the_models_it_needs(micro_env, tmp_path):
+    """Jobs of a sweep share a process: the target stays loaded while the draft changes, the old draft goes."""
+    from specsweep.models import families
+
+    job.run(compose_config(FAST + ["draft=16K"], tmp_path / "first"))
+    job.run(compose_config(FAST + ["draft=37K"], tmp_path / "second"))
+    assert sorted(Path(key[0]).name for key in families.HELD) == ["37K", "target"]

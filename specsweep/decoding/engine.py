@@ -24,6 +24,15 @@ from specsweep.decoding.stats import DecodeStats, Generation
 from specsweep.decoding.timing import Clock
 
 
+def cache_bytes(cache: object) -> int | None:
+    """Bytes held by a KV cache's key and value tensors (None: no cache)."""
+    if cache is None:
+        return None
+    tensors = [t for layer in getattr(cache, "layers", []) for t in (getattr(layer, "keys", None),
+                                                                       getattr(layer, "values", None))]
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
 def cache_kind(cache: object) -> str | None:
     """The class of a KV cache a model returned (None: no cache), to record what really ran."""
     return None if cache is None else type(cache).__name__
@@ -140,9 +149,9 @@ def autoregressive(
             break
     clock.stop()
     stats.new_tokens = seq.shape[1] - prompt_length
-    return Generation(seq[0, prompt_length:], stats, {"method": "autoregressive", "use_cache": use_cache,
-                                                      "cache": {"target": cache_kind(runner.cache)}},
-                      torch.cat(gaps) if margins else None)
+    settings = {"method": "autoregressive", "use_cache": use_cache, "cache": {"target": cache_kind(runner.cache)},
+                "cache_bytes": {"target": cache_bytes(runner.cache)}}
+    return Generation(seq[0, prompt_length:], stats, settings, torch.cat(gaps) if margins else None)
 
 
 def first_divergence(tokens: list[int], reference: list[int]) -> int | None:
@@ -309,5 +318,6 @@ def speculative(
     clock.stop()
     stats.new_tokens = seq.shape[1] - prompt_length
     settings = {"method": "speculative", "gamma": gamma, "use_cache": use_cache, "vocab": vocab,
-                "cache": {"target": cache_kind(m_p.cache), "draft": cache_kind(m_q.cache)}}
+                "cache": {"target": cache_kind(m_p.cache), "draft": cache_kind(m_q.cache)},
+                "cache_bytes": {"target": cache_bytes(m_p.cache), "draft": cache_bytes(m_q.cache)}}
     return Generation(seq[0, prompt_length:], stats, settings)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, PreTrainedModel
 
-from specsweep.decoding.engine import cache_kind, check_pair, check_request, eos_set
+from specsweep.decoding.engine import cache_bytes, cache_kind, check_pair, check_request, eos_set
 from specsweep.decoding.methods import method
 from specsweep.decoding.sampling import Sampling
 from specsweep.decoding.stats import DecodeStats, Generation
@@ -162,7 +162,8 @@ def _generate(
     cache = {"target": cache_kind(out.past_key_values)}
     if draft is not None:
         cache["draft"] = round_state.get("draft_cache")
-    settings = {"method": method, "gamma": gamma, "use_cache": True, "cache": cache, **candidate_settings}
+    settings = {"method": method, "gamma": gamma, "use_cache": True, "cache": cache,
+                "cache_bytes": {"target": cache_bytes(out.past_key_values)}, **candidate_settings}
     if draft is not None:
         settings |= {"num_assistant_tokens": gamma, "num_assistant_tokens_schedule": "constant",
                      "assistant_confidence_threshold": 0.0}

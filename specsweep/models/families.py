@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import logging
 import time
@@ -91,11 +92,39 @@ def load(family: ModelFamilyConfig, draft: str | None, device: torch.device,
                   time.perf_counter() - start)
 
 
-# Jobs of one sweep run in one process (Hydra's basic launcher): the target and the latest drafts stay loaded.
-# maxsize 4: a target, its unoptimised reference copy (bench.reference) and two drafts.
-@functools.lru_cache(maxsize=4)
+# Jobs of one sweep run in one process (Hydra's basic launcher). A model stays loaded while the next job needs it
+# (the target, while only the draft changes); `release` drops the rest before a job loads.
+Key = tuple[str, str | None, bool, str, switches.Setting]  # load_model's arguments
+HELD: dict[Key, PreTrainedModel] = {}
+
+
+def wanted(family: ModelFamilyConfig, draft: str | None, device: torch.device,
+           settings: dict[str, switches.Setting] | None = None) -> set[Key]:
+    """The models `load` would return for these arguments."""
+    return {(location, family.revision, family.trust_remote_code, str(device),
+             (settings or {}).get(role, switches.Setting())) for role, location in locate(family, draft).items()}
+
+
+def release(keep: set[Key]) -> None:
+    """Drop every held model not in `keep`, collect it, and hand its memory back to the device: a sweep over
+    drafts or dtypes of a large target holds only what its current job needs."""
+    for key in [key for key in HELD if key not in keep]:
+        del HELD[key]
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def load_model(location: str, revision: str | None, trust_remote_code: bool, device: str,
                setting: switches.Setting) -> PreTrainedModel:
+    key = (location, revision, trust_remote_code, device, setting)
+    if key not in HELD:
+        HELD[key] = _load_model(*key)
+    return HELD[key]
+
+
+def _load_model(location: str, revision: str | None, trust_remote_code: bool, device: str,
+                setting: switches.Setting) -> PreTrainedModel:
     config = AutoConfig.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code)
     setting = switches.resolve(setting, config, torch.device(device), location)
     kwargs = switches.load_kwargs(setting, torch.device(device))

@@ -190,6 +190,12 @@ def num_parameters(model: PreTrainedModel) -> int:
     return model.num_parameters() + packed
 
 
+def weight_bytes(model: PreTrainedModel) -> int:
+    """Bytes of the weights and buffers as loaded (transformers' footprint), and int8 layers' packed weights."""
+    packed = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, PerTokenInt8Linear))
+    return model.get_memory_footprint() + packed
+
+
 def applied(model: torch.nn.Module) -> dict[str, Any]:
     """What the loaded model reports, not what was asked for: a switch that did nothing shows here."""
     kinds = sorted({type(m).__name__ for m in model.modules()

@@ -23,6 +23,7 @@ from specsweep import record, theory
 TOLERANCE = 0.15
 SPEEDUP = f"speedup [{record.CONFIDENCE:.0%} CI]"
 CONTROL = f"A/A [{record.CONFIDENCE:.0%} CI]"
+MEMORY = "extra memory (MiB)"
 GROUP = ["model_family", "dataset", "method", "setting", "sampling.temperature", "hardware"]
 CELL = ["draft", "gamma"]
 # Quality metrics the study shows beside their change against the baseline (scored in the same job); the
@@ -112,6 +113,7 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     out[SPEEDUP] = [interval(row) if ok else "" for ok, (_, row) in zip(done, frame.iterrows(), strict=True)]
     out[CONTROL] = [interval(row, "control_speedup") if ok else "" for ok, (_, row) in zip(done, frame.iterrows(),
                                                                                            strict=True)]
+    out[MEMORY] = mebibytes(frame)
     out["predicted"] = number(frame, "predicted_speedup", ".2f")
     out["γ*"] = number(frame, "gamma_star", ".0f")
     out["measured / predicted"] = number(frame.assign(ratio=ratio(frame)), "ratio", ".2f")
@@ -191,6 +193,7 @@ def best_cells(found: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame
             "rank": "tied for best (intervals overlap)" if best["tied"] else "best",
             "draft": best["draft"], "γ": int(best["gamma"]),
             SPEEDUP: interval(best) + slower,
+            MEMORY: mebibytes(best.to_frame().T).iloc[0],
             "A/A noise floor": interval(best, "noise"),
             "scaling": scaling(best),
             "predicted best draft": best["predicted_draft"] if known else "—",
@@ -268,7 +271,8 @@ def beside_published(table: pd.DataFrame) -> pd.DataFrame:
 # The measured columns of a group, as numbers: what the W&B study run logs beside the formatted tables.
 VALUES = ["draft", "gamma", "status", "draft_params", "target_params", "alpha", "acceptance_rate", "c", "verify_cost",
           "ms_per_token", "baseline_ms_per_token", "speedup", "speedup_low", "speedup_high", "control_speedup",
-          "control_speedup_low", "control_speedup_high", "predicted_speedup", "gamma_star", "runs", "exact_match",
+          "control_speedup_low", "control_speedup_high", "extra_memory_bytes", "predicted_speedup", "gamma_star",
+          "runs", "exact_match",
           *QUALITY, *(f"baseline_{name}" for name in QUALITY), "reference_speedup", "reference_speedup_low",
           "reference_speedup_high"]
 
@@ -524,6 +528,13 @@ def scaling(row: pd.Series) -> str:
 
 def params(count: Any) -> str:
     return "" if count is None or pd.isna(count) else record.count_label(float(count))
+
+
+def mebibytes(frame: pd.DataFrame) -> pd.Series:
+    """The method's extra memory (`extra_memory_bytes`) in MiB."""
+    if "extra_memory_bytes" not in frame:
+        return pd.Series("", index=frame.index)
+    return number(frame.assign(mib=pd.to_numeric(frame["extra_memory_bytes"]) / 2**20), "mib", ".1f")
 
 
 def number(frame: pd.DataFrame, column: str, spec: str) -> pd.Series:
