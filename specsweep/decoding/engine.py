@@ -306,6 +306,9 @@ def speculative(
         drafts, q = propose(m_q, seq, lookahead, sampling, vocab, eos, generator)
         k = drafts.numel()
         n, next_token = accept(drafts, q, verify(m_p, seq, drafts, full=k == gamma), sampling, generator)
+        if eos:  # the round's drafts end at the first EOS: what the draft proposed after it is not counted
+            k = len(_cut_at_eos(drafts.tolist(), eos))
+            n = min(n, k)
         new = _cut_at_eos(drafts[:n].tolist() + next_token.tolist(), eos)
         stats.record_round(k, n, rejected=n < k)
         check_draft_can_read(new, draft_vocab)
