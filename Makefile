@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 # Debian's package; run apt as root, or through sudo when we are not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install chromium test quickstart bench
+.PHONY: install chromium slurm test quickstart bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ chromium:
 	@command -v chromium >/dev/null || $(SUDO) apt-get install -y -qq chromium \
 		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-test: install chromium
+# The cluster test starts a private single-node SLURM from Debian's packages (tests/slurm_cluster.py).
+slurm:
+	@command -v slurmctld >/dev/null && command -v munged >/dev/null || $(SUDO) apt-get install -y -qq slurm-wlm munge \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq slurm-wlm munge; }
+
+test: install chromium slurm
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

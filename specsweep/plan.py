@@ -23,6 +23,11 @@ class Plan:
     keys: dict[str, schema.Config]  # distinct cells (identity key -> typed config): what will be measured
     done: set[str]  # keys already done in the sweep directory (resume)
     problems: Counter  # one sentence per distinct problem -> cells that have it
+    order: tuple[str | None, ...] = ()  # each cell's key, in the sweep's order (None: a cell with a problem)
+
+    def todo(self) -> list[int]:
+        """The positions of the cells to launch: all but those already done (a resumed sweep)."""
+        return [i for i, key in enumerate(self.order) if key is None or key not in self.done]
 
     def tokens(self) -> int:
         """Tokens to generate for the cells not done yet: prompts x new tokens x repeats x decoders (the method,
@@ -51,14 +56,17 @@ def plan(config: DictConfig, cells: Sequence[Sequence[str]], loader: Any) -> Pla
     problems: Counter = Counter()
     unknown: dict[tuple, UnknownDraft] = {}  # one sentence for all sizes a family lacks: "draft=6M, draft=29M ..."
     unknown_cells: Counter = Counter()
+    order: list[str | None] = []
     for overrides in cells:
         composed = loader.load_sweep_config(master_config=config, sweep_overrides=list(overrides))
         with open_dict(composed):
             del composed["hydra"]
             composed.output_dir = "(planned)"  # ${hydra:runtime.output_dir} exists only inside a job
+        order.append(None)
         try:
             spec = cell.typed(composed)
-            keys.setdefault(cell.check(spec).key, spec)
+            order[-1] = cell.check(spec).key
+            keys.setdefault(order[-1], spec)
         except UnknownDraft as error:
             kind = error.kind()
             unknown[kind] = unknown[kind].merged(error) if kind in unknown else error
@@ -66,7 +74,7 @@ def plan(config: DictConfig, cells: Sequence[Sequence[str]], loader: Any) -> Pla
         except (ConfigError, OmegaConfBaseException) as error:  # a value the schema refuses, or one left unset
             problems[first_line(error)] += 1
     problems.update({str(error): unknown_cells[kind] for kind, error in unknown.items()})
-    return Plan(len(cells), keys, done_keys(Path(config.hydra.sweep.dir)), problems)
+    return Plan(len(cells), keys, done_keys(Path(config.hydra.sweep.dir)), problems, tuple(order))
 
 
 def done_keys(sweep_dir: Path) -> set[str]:

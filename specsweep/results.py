@@ -9,6 +9,7 @@ directory.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -90,9 +91,19 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "cuda": _cuda(device) if device.type == "cuda" else None,
         "numerics": _numerics(),
         "threads": torch.get_num_threads(),
+        "slurm": _slurm(),
         "platform": platform.platform(),
         "time": _now(),
     }
+
+
+def _slurm() -> dict[str, str | None] | None:
+    """Where SLURM ran the job (None outside SLURM): job id, array job and task ids, node, and requeues."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    names = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID",
+             "node": "SLURMD_NODENAME", "restart_count": "SLURM_RESTART_COUNT"}
+    return {name: os.environ.get(variable) for name, variable in names.items()}
 
 
 def _cuda(device: torch.device) -> dict[str, Any]:

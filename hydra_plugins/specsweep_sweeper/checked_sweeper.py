@@ -1,15 +1,19 @@
 """Hydra's basic sweeper with the whole sweep checked before its first job (Hydra finds sweepers only in the
 hydra_plugins package). If any cell is invalid, the sweep stops with one sentence per distinct problem and exit
-code 1, before anything is launched or loaded; otherwise it logs its plan and runs as the basic sweeper does."""
+code 1, before anything is launched or loaded; otherwise it logs its plan and launches the cells that are not done
+yet (a resumed sweep submits only those, which matters on a cluster), each under its own job number."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 log = logging.getLogger("specsweep")
 
@@ -29,4 +33,19 @@ class CheckedSweeper(BasicSweeper):
             log.error("the sweep was not started: fix the cells above, or leave them out of the sweep")
             sys.exit(1)
         log.info("%s", found.describe())
-        return super().sweep(arguments)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        todo = found.todo()
+        if len(todo) < len(cells):
+            log.info("resuming: %d of %d cells are done and are not launched again", len(cells) - len(todo),
+                     len(cells))
+        returns = []
+        # Hydra numbers a launch's jobs from its first index on, and the number is part of a job's directory: each
+        # run of consecutive cells to do is one launch (one SLURM array), so every cell keeps its directory.
+        for _, run in groupby(enumerate(todo), key=lambda pair: pair[1] - pair[0]):
+            positions = [position for _, position in run]
+            batch = [list(cells[position]) for position in positions]
+            self.validate_batch_is_legal(batch)
+            returns.append(self.launcher.launch(batch, initial_job_idx=positions[0]))
+        return returns

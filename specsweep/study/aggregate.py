@@ -123,6 +123,7 @@ def flatten(metrics: record.MetricsRecord) -> dict[str, Any]:
                   if role in ("target", "draft") for name, value in sizes.items()},
                "hardware": provenance.get("gpu") or provenance.get("cpu"), "threads": provenance.get("threads"),
                "git_commit": provenance.get("git_commit"), "git_dirty": provenance.get("git_dirty"),
+               **{f"slurm_{name}": value for name, value in (provenance.get("slurm") or {}).items()},
                "time": provenance.get("time"),
                **{f"wandb_{k}": v for k, v in (metrics.get("wandb") or {}).items() if k != "dir"}})
 
