@@ -8,7 +8,6 @@ tabulates, written into status.json so that even a failed job's row needs no con
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from specsweep import schema
+from specsweep import record, schema
 from specsweep.data import prompts, quality
 from specsweep.decoding import METHODS, Method, Sampling, methods
 from specsweep.errors import ConfigError, UnknownDraft
@@ -64,7 +63,7 @@ def identity(spec: schema.Config) -> dict[str, Any]:
 
 
 def key(spec: schema.Config) -> str:
-    return hashlib.sha256(json.dumps(identity(spec), sort_keys=True).encode()).hexdigest()[:16]
+    return record.short_hash(json.dumps(identity(spec), sort_keys=True), 16)
 
 
 def axes(spec: schema.Config) -> dict[str, Any]:

@@ -243,8 +243,9 @@ def timing_metrics(runs: Runs, name: str, seed: int) -> dict[str, Any]:
     over the (prompt, repeat) calls, each call paired with the baseline's call on the same prompt and repeat."""
     method_total, baseline_total = total(runs[name]), total(runs[BASELINE])
     metrics = derive(method_total, baseline_total)
-    metrics |= record.bootstrap("tokens_per_s", pairs(runs, name, BASELINE), tokens_per_s, seed)
-    metrics |= record.bootstrap("speedup", pairs(runs, name, BASELINE), speedup, seed)
+    paired = pairs(runs, name, BASELINE)
+    metrics |= record.bootstrap("tokens_per_s", paired, tokens_per_s, seed)
+    metrics |= record.bootstrap("speedup", paired, speedup, seed)
     metrics[f"{record.BASELINE_PREFIX}ms_per_token"] = baseline_total.ms_per_token
     metrics[f"{record.BASELINE_PREFIX}tokens_per_s"] = derive(baseline_total)["tokens_per_s"]
     if REFERENCE in runs:
@@ -267,14 +268,14 @@ def pairs(runs: Runs, name: str, over: str) -> list[Pair]:
             for mine, theirs in zip(calls, others, strict=True)]
 
 
-def tokens_per_s(units: Sequence[Pair]) -> float:
-    """Of the first calls, from the summed totals: 1000 / their ms_per_token."""
-    return sum(u[1] for u in units) / sum(u[0] for u in units)
+def tokens_per_s(units: Sequence[Pair], first: int = 0) -> float:
+    """Of the first calls (`first=2`: of the others), from the summed totals: 1000 / their ms_per_token."""
+    return sum(u[first + 1] for u in units) / sum(u[first] for u in units)
 
 
 def speedup(units: Sequence[Pair]) -> float:
     """The other calls' ms per token over the first calls', from the summed totals."""
-    return (sum(u[2] for u in units) / sum(u[3] for u in units)) / (sum(u[0] for u in units) / sum(u[1] for u in units))
+    return tokens_per_s(units) / tokens_per_s(units, first=2)
 
 
 def divergences(cell: Cell, models: families.Models, inputs: list[torch.Tensor], runs: Runs

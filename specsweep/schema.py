@@ -5,7 +5,6 @@ out of range) once, before any model loads."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
+
+from specsweep import record
 
 CONF = Path(__file__).resolve().parent.parent / "conf"  # the config tree `python -m specsweep` composes
 
@@ -176,7 +177,7 @@ def dirname(overrides: str, limit: int = 160) -> str:
     name = overrides.replace("/", "_")
     if len(name) <= limit:
         return name
-    return f"{name[:limit - 13]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    return f"{name[:limit - 13]}-{record.short_hash(name, 12)}"
 
 
 def register() -> None:

@@ -6,7 +6,7 @@ next kernels while the device runs the last ones, and speculative decoding, with
 pay for that more than autoregressive decoding: the speedup would be that of an instrumented loop. So:
 
 - CUDA: a pair of CUDA events is recorded on the current stream around each forward and read once, after the call
-  has ended (`settle`); the host never waits for the device between forwards.
+  has ended (`Clock.stop`); the host never waits for the device between forwards.
 - CPU: `time.perf_counter` around the forward; CPU kernels run on the calling thread, so no synchronisation is
   involved and the host's clock is the device's.
 - Other accelerators (MPS, XPU): synchronise before and after each forward, as a portable fallback.

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global figure registry for a sweep to fill
@@ -26,21 +28,18 @@ def latency_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = table
     ax = fig.subplots()
     done = finished(frame)
     baseline = done["baseline_ms_per_token"].median() if "baseline_ms_per_token" in done else float("nan")
-    predicted = tables.curves(frame)
-    for draft in tables.ordered_drafts(done):
-        cells = done[done["draft"] == draft].sort_values("gamma")
-        (line,) = ax.plot(cells["gamma"], cells["ms_per_token"], marker="o", linestyle="", label=f"draft {draft}")
-        curve = predicted[predicted["draft"] == draft]
-        if not curve.empty and pd.notna(baseline):  # predicted latency: the baseline's over the predicted speedup
-            ax.plot(curve["gamma"], baseline / curve["predicted"], color=line.get_color(), linestyle=":",
-                    label=f"draft {draft}, predicted")
+
+    def measured(cells: pd.DataFrame, label: str) -> str:
+        (line,) = ax.plot(cells["gamma"], cells["ms_per_token"], marker="o", linestyle="", label=label)
+        return line.get_color()
+
+    # predicted latency: the baseline's over the predicted speedup
+    predicted = tables.curves(frame) if pd.notna(baseline) else None
+    by_draft(ax, done, measured, predicted, lambda curve: baseline / curve["predicted"])
     if pd.notna(baseline):
         ax.axhline(baseline, color="black", linestyle="--", label="autoregressive (median over jobs)")
-    ax.set(xlabel="lookahead γ (draft tokens per verification)", ylabel="latency per token (ms)",
-           title=titled("Latency per token: measured and predicted", heading))
-    ax.legend(fontsize="x-small")
-    ax.grid(alpha=0.3)
-    return tight(fig)
+    return against_gamma(fig, ax, "latency per token (ms)", titled("Latency per token: measured and predicted",
+                                                                   heading))
 
 
 def speedup_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure | None:
@@ -52,22 +51,37 @@ def speedup_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = table
         return None
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
-    for draft in tables.ordered_drafts(done):
-        cells = done[done["draft"] == draft].sort_values("gamma")
+
+    def measured(cells: pd.DataFrame, label: str) -> str:
         errors = None
         if "speedup_low" in cells and cells["speedup_low"].notna().all():
             errors = [cells["speedup"] - cells["speedup_low"], cells["speedup_high"] - cells["speedup"]]
         bars = ax.errorbar(cells["gamma"], cells["speedup"], yerr=errors, marker="o", linestyle="", capsize=3,
-                           label=f"draft {draft}")
-        curve = predicted[predicted["draft"] == draft]
-        ax.plot(curve["gamma"], curve["predicted"], color=bars.lines[0].get_color(), linestyle=":",
-                label=f"draft {draft}, predicted")
+                           label=label)
+        return bars.lines[0].get_color()
+
+    by_draft(ax, done, measured, predicted, lambda curve: curve["predicted"])
     best = predicted[predicted["best"]]
     ax.plot(best["gamma"], best["predicted"], marker="*", markersize=14, color="black", linestyle="",
             label="predicted optimum")
     ax.axhline(1, color="black", linestyle="--", linewidth=1)
-    ax.set(xlabel="lookahead γ (draft tokens per verification)", ylabel="speedup over autoregressive (×)",
-           title=titled("Speedup: measured (95% CI) and predicted at every γ", heading))
+    return against_gamma(fig, ax, "speedup over autoregressive (×)",
+                         titled("Speedup: measured (95% CI) and predicted at every γ", heading))
+
+
+def by_draft(ax: Any, done: pd.DataFrame, measured: Callable[[pd.DataFrame, str], str],
+             predicted: pd.DataFrame | None, expected: Callable[[pd.DataFrame], pd.Series]) -> None:
+    """Per draft, its measured cells (`measured` draws them and returns their colour) and, in that colour, dotted,
+    its predicted curve at every γ: `expected` maps the draft's rows of `tables.curves` to the plotted quantity."""
+    for draft in tables.ordered_drafts(done):
+        colour = measured(done[done["draft"] == draft].sort_values("gamma"), f"draft {draft}")
+        curve = predicted[predicted["draft"] == draft] if predicted is not None else pd.DataFrame()
+        if not curve.empty:
+            ax.plot(curve["gamma"], expected(curve), color=colour, linestyle=":", label=f"draft {draft}, predicted")
+
+
+def against_gamma(fig: Figure, ax: Any, ylabel: str, title: str) -> Figure:
+    ax.set(xlabel="lookahead γ (draft tokens per verification)", ylabel=ylabel, title=title)
     ax.legend(fontsize="x-small")
     ax.grid(alpha=0.3)
     return tight(fig)

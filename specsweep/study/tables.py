@@ -110,9 +110,8 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     for column in ["alpha", "acceptance_rate", "c"]:
         out[column] = number(frame, column, ".3f")
     out["ms/token"] = number(frame, "ms_per_token", ".2f")
-    out[SPEEDUP] = [interval(row) if ok else "" for ok, (_, row) in zip(done, frame.iterrows(), strict=True)]
-    out[CONTROL] = [interval(row, "control_speedup") if ok else "" for ok, (_, row) in zip(done, frame.iterrows(),
-                                                                                           strict=True)]
+    for column, name in ((SPEEDUP, "speedup"), (CONTROL, "control_speedup")):
+        out[column] = [interval(row, name) if ok else "" for ok, (_, row) in zip(done, frame.iterrows(), strict=True)]
     out[MEMORY] = mebibytes(frame)
     out["predicted"] = number(frame, "predicted_speedup", ".2f")
     out["γ*"] = number(frame, "gamma_star", ".0f")
@@ -458,8 +457,8 @@ def predicted_grid(frame: pd.DataFrame) -> pd.DataFrame:
     found = curves(frame)
     if found.empty:
         return pd.DataFrame()
-    measured = set(zip(frame.loc[frame["status"].eq("done"), "draft"], frame.loc[frame["status"].eq("done"), "gamma"],
-                       strict=True))
+    done = frame[frame["status"].eq("done")]
+    measured = set(zip(done["draft"], done["gamma"], strict=True))
     rows = []
     for draft, cells in found.groupby("draft", sort=False):
         first = cells.iloc[0]
