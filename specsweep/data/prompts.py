@@ -373,3 +373,31 @@ def not_cached(cfg: DatasetConfig) -> str:
             f"run `hf download {cfg.path} --repo-type dataset{revision} --local-dir DIR` there and set "
             "dataset.path=DIR, "
             "or set dataset.path to a local save_to_disk directory or .jsonl/.json/.csv/.parquet file.")
+
+
+# --- training text (for drafts fitted on a corpus: n-gram tables, Medusa heads) --------------------------
+
+def training_texts(source: str, field: str = "text", split: str = "train") -> list[str]:
+    """The texts a draft is fitted on. `source`: "stdlib" (the files the embedded family trains on), a plain-text
+    file (one text), or anything `dataset.path` accepts: a hub id, a saved or plain data directory, a
+    .jsonl/.json/.csv/.parquet file, whose `field` column is read."""
+    if source == "stdlib":
+        return corpus.read_texts(corpus.stdlib_files("train"))
+    path = Path(source).expanduser()
+    if path.is_file() and path.suffix.lower() not in LOCAL_FORMATS:
+        return [path.read_text(encoding="utf-8", errors="replace")]
+    table = hub_table(TextSource(path=source, split=split))
+    if field not in table.column_names:
+        raise ConfigError(f"--field={field!r} is not a column of {source}; its columns are "
+                          f"{', '.join(table.column_names)}.")
+    return [str(text) for text in table[field]]
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """The fields of a dataset config that `hub_table` reads, for a corpus named on a command line."""
+
+    path: str
+    split: str = "train"
+    subset: str | None = None
+    revision: str | None = None
