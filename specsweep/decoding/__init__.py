@@ -2,11 +2,12 @@
 
 from specsweep.decoding.engine import autoregressive, speculative
 from specsweep.decoding.hf import assisted, prompt_lookup
+from specsweep.decoding.medusa import medusa
 from specsweep.decoding.methods import METHODS, Method, method
 from specsweep.decoding.sampling import Sampling
 from specsweep.decoding.stats import DecodeStats, Generation, derive
 
 __all__ = [
     "METHODS", "DecodeStats", "Generation", "Method", "Sampling", "assisted", "autoregressive", "derive",
-    "method", "prompt_lookup", "speculative",
+    "medusa", "method", "prompt_lookup", "speculative",
 ]

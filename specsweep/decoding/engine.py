@@ -48,6 +48,9 @@ class Runner:
     clock: Clock
     cache: object = None
     forwards: int = 0
+    keep_hidden: bool = False  # also keep the last hidden state of the kept positions (Medusa's heads read it)
+    hidden: torch.Tensor | None = None  # [keep, H] of the last forward, for positions end - keep .. end - 1
+    end: int = 0  # the sequence length the last forward read
 
     @property
     def cached(self) -> int:
@@ -62,13 +65,21 @@ class Runner:
             past_key_values=self.cache,
             use_cache=self.use_cache,
             logits_to_keep=keep,
+            **({"output_hidden_states": True} if self.keep_hidden else {}),
         )
         logits = out.logits[0, -keep:]
+        if self.keep_hidden:  # transformers' last hidden state is after the final norm: the output layer's input
+            self.hidden, self.end = out.hidden_states[-1][0, -keep:], seq.shape[1]
         self.clock.after(mark, self.role, self.forwards, full)
         if self.use_cache:
             self.cache = out.past_key_values
         self.forwards += 1
         return logits
+
+    def hidden_at(self, position: int) -> torch.Tensor | None:
+        """The last forward's hidden state at an absolute sequence position: [H] (None if it did not keep it)."""
+        offset = position - (self.end - (0 if self.hidden is None else self.hidden.shape[0]))
+        return None if self.hidden is None or not 0 <= offset < self.hidden.shape[0] else self.hidden[offset]
 
     def rollback(self, length: int) -> None:
         """Keep the cache for the first `length` tokens only (drops rejected drafts)."""
@@ -181,22 +192,35 @@ def fit_vocab(logits: torch.Tensor, size: int) -> torch.Tensor:
 
 def draft_tokens(
     draft: Runner, seq: torch.Tensor, gamma: int, sampling: Sampling, vocab: int, eos: set[int],
-    generator: torch.Generator | None,
+    generator: torch.Generator | None, stop_below: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """x_1..x_gamma from M_q, each conditioned on the sequence and the drafts before it.
 
-    seq: [1, L] -> drafts: [gamma], q: [gamma, V] (None when greedy). No host read: a draft after an EOS costs a
+    seq: [1, L] -> drafts: [k <= gamma], q: [k, V] (None when greedy). No host read: a draft after an EOS costs a
     draft forward at the last round at most, and whatever follows an accepted EOS is cut (`_cut_at_eos`).
+    `stop_below` > 0: stop after a draft whose probability under M_q is below it (γ is then the maximum). The rule
+    reads only the draft, so each x_i is still drawn from q_i and the test stays lossless; it costs one host read
+    per draft forward.
     """
     drafts, q = [], []
     for _ in range(gamma):
-        token, probs = choose(fit_vocab(draft.forward(seq, keep=1), vocab), sampling, generator)  # [1], [1, V]
+        logits = fit_vocab(draft.forward(seq, keep=1), vocab)  # [1, V]
+        token, probs = choose(logits, sampling, generator)  # [1], [1, V]
         seq = torch.cat([seq, token[None]], dim=1)
         drafts.append(token)
         q.append(probs)
+        if stop_below and confidence(logits, token, probs) < stop_below:
+            break
     if not drafts:
         return seq.new_empty(0), (None if sampling.greedy else torch.empty(0, vocab, device=seq.device))
     return torch.cat(drafts), (None if sampling.greedy else torch.cat(q))
+
+
+def confidence(logits: torch.Tensor, token: torch.Tensor, probs: torch.Tensor | None) -> float:
+    """M_q's probability of the token it drafted: q(x) when sampling, its softmax when greedy (as transformers'
+    assistant confidence threshold reads it). logits: [1, V], token: [1]."""
+    probs = torch.softmax(logits.float(), dim=-1) if probs is None else probs
+    return float(probs[0, token[0]])
 
 
 # (M_q's runner, seq [1, L], gamma, sampling, target vocab size, EOS ids, generator) -> (drafts [k], q [k, V] | None)
@@ -268,6 +292,43 @@ def check_pair(target: PreTrainedModel, draft: PreTrainedModel, tokenizers: tupl
             )
 
 
+# seq [1, L], the lookahead k -> (drafts [<= k], q [<= k, V] | None): one round's proposal, however it is made.
+Proposal = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+def decode_rounds(m_p: Runner, seq: torch.Tensor, propose: Proposal, *, gamma: int, max_new_tokens: int,
+                  sampling: Sampling, eos: set[int], generator: torch.Generator | None, stats: DecodeStats,
+                  rollback: list[Runner], readable: int | None = None) -> torch.Tensor:
+    """Rounds of propose -> verify -> accept until max_new_tokens or an EOS: the loop every drafter shares (a draft
+    model, Medusa's heads). seq: [1, L] -> [1, L + new]. `rollback`: the runners whose caches drop rejected drafts;
+    `readable`: the draft's vocabulary, which every kept token must fit in."""
+    prompt_length = seq.shape[1]
+    while (remaining := max_new_tokens - (seq.shape[1] - prompt_length)) > 0:
+        lookahead = min(gamma, remaining - 1)  # the bonus token must not overshoot max_new_tokens
+        drafts, q = propose(seq, lookahead)
+        k = drafts.numel()
+        n, next_token = accept(drafts, q, verify(m_p, seq, drafts, full=k == gamma), sampling, generator)
+        if eos:  # the round's drafts end at the first EOS: what the draft proposed after it is not counted
+            k = len(_cut_at_eos(drafts.tolist(), eos))
+            n = min(n, k)
+        new = _cut_at_eos(drafts[:n].tolist() + next_token.tolist(), eos)
+        stats.record_round(k, n, rejected=n < k)
+        if readable is not None:
+            check_draft_can_read(new, readable)
+        seq = torch.cat([seq, torch.tensor([new], dtype=seq.dtype, device=seq.device)], dim=1)
+        if new[-1] in eos:
+            break
+        for runner in rollback:  # every cache keeps every token but the last, which the next round feeds
+            runner.rollback(seq.shape[1] - 1)
+    return seq
+
+
+def check_stop_below(stop_below: float) -> None:
+    if isinstance(stop_below, bool) or not 0 <= stop_below < 1:
+        raise ValueError(f"stop_below={stop_below} is invalid; it must be in [0, 1): the draft probability below "
+                         "which a round stops drafting (0: never stop early).")
+
+
 @method(uses_draft=True, uses_gamma=True, compilable=True)
 @torch.inference_mode()
 def speculative(
@@ -283,44 +344,37 @@ def speculative(
     generator: torch.Generator | None = None,
     tokenizers: tuple | None = None,
     propose: Propose = draft_tokens,
+    stop_below: float = 0.0,
     instrumented: bool = True,
 ) -> Generation:
     """Speculative sampling: lossless, so the output has the target's distribution (greedy: its exact tokens).
 
     `tokenizers` = (target's, draft's), when given, are checked to be the same vocabulary. `propose` drafts a
     round: any proposal keeps the output lossless as long as q is the law its drafts were drawn from; how well
-    it is conditioned only moves α.
+    it is conditioned only moves α. `stop_below`: adaptive lookahead (see `draft_tokens`), for drafters that take it.
     """
     seq = check_request(input_ids, max_new_tokens, gamma, generator, target.device).to(target.device)
     check_pair(target, draft, tokenizers)
+    check_stop_below(stop_below)
     prompt_length, eos, vocab = seq.shape[1], eos_set(eos_token_id), target.get_output_embeddings().out_features
-    draft_vocab = draft.get_input_embeddings().num_embeddings
+    draft_vocab = draft.config.vocab_size
     check_draft_can_read(seq[0].tolist(), draft_vocab)
     stats = DecodeStats(accepted_per_position=[0] * gamma)
     clock = Clock(seq.device, stats, instrumented)
     m_p = Runner(target, use_cache, "target", clock)
     m_q = Runner(draft, use_cache, "draft", clock)
+    options = {"stop_below": stop_below} if stop_below else {}
+
+    def proposal(prefix: torch.Tensor, lookahead: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return propose(m_q, prefix, lookahead, sampling, vocab, eos, generator, **options)
+
     clock.start()
-    while (remaining := max_new_tokens - (seq.shape[1] - prompt_length)) > 0:
-        lookahead = min(gamma, remaining - 1)  # the bonus token must not overshoot max_new_tokens
-        drafts, q = propose(m_q, seq, lookahead, sampling, vocab, eos, generator)
-        k = drafts.numel()
-        n, next_token = accept(drafts, q, verify(m_p, seq, drafts, full=k == gamma), sampling, generator)
-        if eos:  # the round's drafts end at the first EOS: what the draft proposed after it is not counted
-            k = len(_cut_at_eos(drafts.tolist(), eos))
-            n = min(n, k)
-        new = _cut_at_eos(drafts[:n].tolist() + next_token.tolist(), eos)
-        stats.record_round(k, n, rejected=n < k)
-        check_draft_can_read(new, draft_vocab)
-        seq = torch.cat([seq, torch.tensor([new], dtype=seq.dtype, device=seq.device)], dim=1)
-        if new[-1] in eos:
-            break
-        # Both caches keep every token but the last, which the next round feeds.
-        m_p.rollback(seq.shape[1] - 1)
-        m_q.rollback(seq.shape[1] - 1)
+    seq = decode_rounds(m_p, seq, proposal, gamma=gamma, max_new_tokens=max_new_tokens, sampling=sampling, eos=eos,
+                        generator=generator, stats=stats, rollback=[m_p, m_q], readable=draft_vocab)
     clock.stop()
     stats.new_tokens = seq.shape[1] - prompt_length
     settings = {"method": "speculative", "gamma": gamma, "use_cache": use_cache, "vocab": vocab,
+                "stop_below": stop_below,
                 "cache": {"target": cache_kind(m_p.cache), "draft": cache_kind(m_q.cache)},
                 "cache_bytes": {"target": cache_bytes(m_p.cache), "draft": cache_bytes(m_q.cache)}}
     return Generation(seq[0, prompt_length:], stats, settings)

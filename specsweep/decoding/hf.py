@@ -7,6 +7,7 @@ transformers exposes no acceptance counts, so we count in the one place that see
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -81,6 +82,10 @@ def _counted_rounds(target: PreTrainedModel, stats: DecodeStats, max_length: int
             rejected = accepted < len(drafts) and len(kept) > accepted
             stats.record_round(len(drafts), accepted, rejected)
             update(input_ids, scores, num_matches)
+            # What the adaptive schedule and the confidence threshold have become (transformers moves both).
+            round_state["lookahead"] = int(generator.num_assistant_tokens)
+            round_state["threshold"] = float(getattr(generator, "assistant_generation_config", generator
+                                                     ).assistant_confidence_threshold or 0.0)
             round_state["draft_cache"] = cache_kind(getattr(generator, "assistant_kwargs", {}).get("past_key_values"))
 
         generator.get_candidates = get_candidates_counted
@@ -106,6 +111,7 @@ def _generate(
     generator: torch.Generator | None,
     method: str,
     draft: PreTrainedModel | None = None,
+    assistant: GenerationConfig | None = None,
     instrumented: bool = True,
     **candidate_settings: Any,
 ) -> Generation:
@@ -142,11 +148,7 @@ def _generate(
         stack.enter_context(_timed_forwards(target, "target", clock, round_state))
         if draft is not None:
             # The lookahead is read from the assistant's own generation_config, not from generate()'s kwargs.
-            assistant = GenerationConfig(
-                num_assistant_tokens=gamma,
-                num_assistant_tokens_schedule="constant",
-                assistant_confidence_threshold=0.0,
-            )
+            start = {"num_assistant_tokens_start": assistant.num_assistant_tokens}
             stack.enter_context(_generation_config(draft, assistant))
             stack.enter_context(_timed_forwards(draft, "draft", clock, round_state))
         if seed is not None:
@@ -165,9 +167,39 @@ def _generate(
     settings = {"method": method, "gamma": gamma, "use_cache": True, "cache": cache,
                 "cache_bytes": {"target": cache_bytes(out.past_key_values)}, **candidate_settings}
     if draft is not None:
-        settings |= {"num_assistant_tokens": gamma, "num_assistant_tokens_schedule": "constant",
-                     "assistant_confidence_threshold": 0.0}
+        settings |= {"num_assistant_tokens": gamma, "num_assistant_tokens_schedule":
+                     assistant.num_assistant_tokens_schedule, "assistant_confidence_threshold":
+                     assistant.assistant_confidence_threshold} | start
+        settings |= {"num_assistant_tokens_end": round_state.get("lookahead"),
+                     "assistant_confidence_threshold_end": round_state.get("threshold")}
     return Generation(tokens, stats, settings)
+
+
+SCHEDULES = ("constant", "heuristic", "heuristic_transient")
+# "heuristic" carries the lookahead it learned into the next generate() call through the assistant's
+# generation_config; we swap that config in and out per call, so keep it per draft model, as transformers would.
+_CARRIED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def assistant_config(draft: PreTrainedModel, gamma: int, schedule: str, confidence_threshold: float
+                     ) -> GenerationConfig:
+    """The assistant's generation_config for one call: the lookahead starts at gamma (a "heuristic" schedule: where
+    the draft's previous call left it), moved by the schedule; drafting also stops early below the threshold."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r} is invalid; it must be one of {', '.join(SCHEDULES)} "
+                         "(transformers' num_assistant_tokens_schedule).")
+    if isinstance(confidence_threshold, bool) or not 0 <= confidence_threshold < 1:
+        raise ValueError(f"confidence_threshold={confidence_threshold} is invalid; it must be in [0, 1) "
+                         "(transformers' assistant_confidence_threshold; 0: off).")
+    key = (gamma, confidence_threshold)
+    carried = _CARRIED.get(draft, {}).get(key) if schedule == "heuristic" else None
+    if carried is not None:
+        return carried
+    config = GenerationConfig(num_assistant_tokens=gamma, num_assistant_tokens_schedule=schedule,
+                              assistant_confidence_threshold=confidence_threshold)
+    if schedule == "heuristic":
+        _CARRIED.setdefault(draft, {})[key] = config
+    return config
 
 
 @method(uses_draft=True, uses_gamma=True, needs_kv_cache=True)
@@ -183,15 +215,21 @@ def assisted(
     eos_token_id: int | list[int] | None = None,
     generator: torch.Generator | None = None,
     tokenizers: tuple | None = None,
+    schedule: str = "constant",
+    confidence_threshold: float = 0.0,
     instrumented: bool = True,
 ) -> Generation:
-    """transformers' generate(assistant_model=draft) with the lookahead pinned to a constant gamma."""
+    """transformers' generate(assistant_model=draft). By default the lookahead is pinned to gamma; `schedule`
+    "heuristic" / "heuristic_transient" let transformers move it (+2 after a round with every draft kept, -1
+    otherwise), and `confidence_threshold` > 0 stops a round's drafting below that draft probability (transformers
+    also tunes it during a call when scikit-learn is installed; the value it ended at is recorded)."""
     check_pair(target, draft, tokenizers)
     if draft is target:
         raise ValueError("draft is the target object itself; pass a separate copy so each keeps its own cache.")
     return _generate(target, input_ids, gamma=gamma, max_new_tokens=max_new_tokens, sampling=sampling,
-                     use_cache=use_cache, eos_token_id=eos_token_id, generator=generator,
-                     method="assisted", draft=draft, instrumented=instrumented)
+                     use_cache=use_cache, eos_token_id=eos_token_id, generator=generator, method="assisted",
+                     draft=draft, assistant=assistant_config(draft, gamma, schedule, confidence_threshold),
+                     instrumented=instrumented)
 
 
 @method(uses_gamma=True, needs_kv_cache=True)

@@ -32,9 +32,12 @@ def synchronize(device: torch.device) -> None:
         getattr(torch, device.type).synchronize()
 
 
-def record_forward(stats: DecodeStats, role: str, index: int, seconds: float, full: bool = False) -> None:
+def record_forward(stats: DecodeStats, role: str, index: int, seconds: float, full: bool = False,
+                   drafts: int = 1) -> None:
     """Book the `index`-th forward of a model ("target" or "draft") in one generation call.
-    `full`: a target forward that verified a whole lookahead of drafts (what verify_cost is about)."""
+    `full`: a target forward that verified a whole lookahead of drafts (what verify_cost is about).
+    `drafts`: the tokens a draft forward proposed. Medusa's heads propose a whole round in one call, and counting
+    it as that many forwards keeps c the cost per drafted token, which is what Leviathan et al.'s γc + 1 reads."""
     if index == 0:  # the first forward reads the whole prompt: it says nothing about a decoding step
         stats.prefill_seconds += seconds
     elif role == "target":
@@ -44,7 +47,7 @@ def record_forward(stats: DecodeStats, role: str, index: int, seconds: float, fu
             stats.verify_forwards += 1
             stats.verify_seconds += seconds
     else:
-        stats.draft_forwards += 1
+        stats.draft_forwards += drafts
         stats.draft_seconds += seconds
 
 
@@ -55,7 +58,8 @@ class Clock:
     device: torch.device
     stats: DecodeStats
     enabled: bool = True  # time each forward
-    pending: list[tuple[str, int, bool, Any, Any]] = field(default_factory=list)  # CUDA: (role, index, full, events)
+    pending: list[tuple[str, int, bool, int, Any, Any]] = field(default_factory=list)  # CUDA: (role, index, full,
+    # drafts, start, end)
     started: float = 0.0
 
     def start(self) -> None:
@@ -75,23 +79,23 @@ class Clock:
             synchronize(self.device)
         return time.perf_counter()
 
-    def after(self, mark: Any, role: str, index: int, full: bool = False) -> None:
-        """The forward is queued (CUDA) or done (elsewhere)."""
+    def after(self, mark: Any, role: str, index: int, full: bool = False, drafts: int = 1) -> None:
+        """The forward is queued (CUDA) or done (elsewhere). `full`, `drafts`: see `record_forward`."""
         if not self.enabled:
             return
         if self.device.type == "cuda":
             end = torch.cuda.Event(enable_timing=True)
             end.record()
-            self.pending.append((role, index, full, mark, end))
+            self.pending.append((role, index, full, drafts, mark, end))
             return
         if self.device.type != "cpu":
             synchronize(self.device)
-        record_forward(self.stats, role, index, time.perf_counter() - mark, full)
+        record_forward(self.stats, role, index, time.perf_counter() - mark, full, drafts)
 
     def stop(self) -> None:
         """The call ends: wait for the device once, take the wall time, then read the forwards' events."""
         synchronize(self.device)
         self.stats.seconds = time.perf_counter() - self.started
-        for role, index, full, start, end in self.pending:
-            record_forward(self.stats, role, index, start.elapsed_time(end) / 1e3, full)
+        for role, index, full, drafts, start, end in self.pending:
+            record_forward(self.stats, role, index, start.elapsed_time(end) / 1e3, full, drafts)
         self.pending.clear()
