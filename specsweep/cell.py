@@ -8,6 +8,7 @@ tabulates, written into status.json so that even a failed job's row needs no con
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,13 @@ def identity(spec: schema.Config) -> dict[str, Any]:
     method = capabilities(spec)
     if method is not None:
         config["method"] |= {name: getattr(method, name) for name in CAPABILITIES}
+        # An option at the function's own default measures what leaving it out does (and keeps older keys).
+        defaults = {name: p.default for name, p in inspect.signature(method.decode).parameters.items()}
+        config["method"]["options"] = {name: value for name, value in config["method"]["options"].items()
+                                       if name not in defaults or value != defaults[name]}
     uses_draft, uses_gamma = uses(spec)
+    if method is None or not method.uses_heads:  # nor its Medusa heads (and keys from before families named them)
+        del config["model_family"]["medusa"]
     if not uses_draft:
         config.pop("draft")
     if not uses_gamma:
@@ -123,6 +130,7 @@ def check(spec: schema.Config) -> Cell:
                           f"importable module that registers method {spec.method.name!r}.") from None
     if method is None:
         raise ConfigError(f"method.name={spec.method.name!r} is not a method; the methods are {', '.join(METHODS)}.")
+    check_options(spec.method.options, method)
     draft = spec.draft if method.uses_draft else None
     try:
         families.validate(spec.model_family, draft)
@@ -132,6 +140,8 @@ def check(spec: schema.Config) -> Cell:
     if method.uses_gamma and not (isinstance(gamma, int) and gamma in GAMMAS):
         raise ConfigError(f"gamma={gamma} is invalid for method {method.name}; it must be an integer in "
                           f"{GAMMAS.start}..{GAMMAS.stop - 1}.")
+    if method.uses_heads:
+        families.validate_heads(spec.model_family, method.name, gamma)
     for name in ("max_new_tokens", "repeats"):
         if getattr(spec.bench, name) < 1:
             raise ConfigError(f"bench.{name}={getattr(spec.bench, name)} is invalid; it must be at least 1.")
@@ -146,6 +156,21 @@ def check(spec: schema.Config) -> Cell:
     prompts.validate(spec.dataset)
     quality.validate(spec.dataset)
     return Cell(spec, method, draft, gamma, sampling, dev, settings, key(spec), axes(spec))
+
+
+# What the job passes itself: a user's option must not replace it.
+PASSED = ("target", "draft", "input_ids", "heads", "gamma", "max_new_tokens", "sampling", "use_cache", "eos_token_id",
+          "generator", "tokenizers", "instrumented")
+
+
+def check_options(options: dict[str, Any], method: Method) -> None:
+    """method.options are keyword arguments of the method's function: a name it does not take is refused by name."""
+    takes = [name for name, p in inspect.signature(method.decode).parameters.items()
+             if p.kind is p.KEYWORD_ONLY and name not in PASSED]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise ConfigError(f"method.options.{unknown[0]} is not an option of method {method.name}; its options are "
+                          f"{', '.join(takes) or 'none'}.")
 
 
 def check_optimization(opt: schema.OptimizationConfig, method: Method, dev: torch.device

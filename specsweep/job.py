@@ -67,11 +67,12 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None) -> record.MetricsRecord:
 
 def measure(cell: Cell, out: Path) -> record.MetricsRecord:
     torch.manual_seed(cell.spec.seed)
-    needed = families.wanted(cell.family, cell.draft, cell.device, cell.settings)
+    heads = cell.method.uses_heads
+    needed = families.wanted(cell.family, cell.draft, cell.device, cell.settings, heads)
     if cell.bench.reference:
         needed |= families.wanted(cell.family, None, cell.device, {"target": REFERENCE_SETTING})
     families.release(keep=needed)  # the models of earlier jobs that this one does not use
-    models = families.load(cell.family, cell.draft, cell.device, cell.settings)
+    models = families.load(cell.family, cell.draft, cell.device, cell.settings, heads)
     examples = prompts.read_examples(cell.dataset, models.tokenizer)
     inputs = [models.tokenizer(e.prompt, return_tensors="pt").input_ids.to(cell.device) for e in examples]
     calls = {cell.method.name: method_call(cell, models), BASELINE: baseline_call(cell, models)}
@@ -96,9 +97,12 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
     repeats = cell.bench.repeats
     progress = tqdm(interleave(calls, inputs, repeats, cell.spec.seed), total=repeats * len(inputs),
                     desc=cell.label, unit="prompt")
+    last: dict[str, Any] = {}  # what the method reports it ran with, in its last timed call (an adaptive schedule
+    # that carries its lookahead between calls has settled most there); caches are recorded per role in `applied`
     for _, i, outputs in progress:
         for name, generation in outputs.items():
             runs[name][i].append(generation)
+        last = {k: v for k, v in outputs[cell.method.name].settings.items() if k not in ("cache", "cache_bytes")}
         progress.set_postfix(running_figures(runs[cell.method.name]))
     progress.close()
     compile_seconds_timed = compiling.seconds() - compile_seconds
@@ -134,6 +138,7 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
         params={role: switches.num_parameters(model) for role, model in loaded.items()},
         # What the loaded models and the decoding loop report, not what was asked for.
         applied={role: switches.applied(model) | {"kv_cache": caches.get(role)} for role, model in loaded.items()},
+        method_settings=last,
         memory=memory,
         load_seconds=models.load_seconds,
         num_samples=len(examples),
@@ -172,9 +177,9 @@ def memory_block(runs: Runs, name: str, loaded: dict[str, torch.nn.Module], peak
     if peaks:
         block["peak_bytes"] = {"method": peaks.get(name), "baseline": peaks.get(BASELINE)}
         block["extra_bytes"] = peaks.get(name, 0) - peaks.get(BASELINE, 0)
-    else:
-        draft = block.get("draft", {})
-        block["extra_bytes"] = (draft.get("weight_bytes") or 0) + (draft.get("kv_cache_bytes") or 0)
+    else:  # what the target alone does not hold: a draft model (weights and KV cache) or Medusa heads
+        block["extra_bytes"] = sum((block.get(role, {}).get(kind) or 0) for role in ("draft", "heads")
+                                   for kind in ("weight_bytes", "kv_cache_bytes"))
     return block
 
 
@@ -203,6 +208,8 @@ def method_call(cell: Cell, models: families.Models, instrumented: bool = True) 
         kwargs["gamma"] = cell.gamma
     if cell.method.uses_draft:
         kwargs["tokenizers"] = (models.tokenizer, models.draft_tokenizer)
+    if cell.method.uses_heads:
+        kwargs["heads"] = models.heads
     args = (models.target, models.draft) if cell.method.uses_draft else (models.target,)
     return lambda prompt, call: cell.method.decode(*args, prompt, generator=generator(cell, call), **kwargs)
 

@@ -51,6 +51,8 @@ METRICS: dict[str, Metric] = _registry(
     Metric("acceptance_rate", "accepted / drafted draft tokens", True),
     Metric("alpha", "accepted / (accepted + rejections): the MLE of Leviathan et al.'s per-token acceptance α", True),
     Metric("tokens_per_round", "new tokens / target verification forwards (τ, bonus tokens included)", True),
+    Metric("drafts_per_round", "drafted tokens / rounds: γ for a fixed lookahead, less where it adapts (stop_below, "
+           "transformers' schedules) or the budget ends", None),
     Metric("accepted_per_position", "accepted tokens at draft positions 1..γ", None),
     Metric("c", "draft ms per forward / target ms per one-token step (Leviathan et al.'s cost coefficient)", False),
     Metric("verify_cost", "target ms per (γ+1)-token verification / target ms per one-token step", False),
@@ -128,6 +130,8 @@ class MetricsRecord(TypedDict, total=False):
     models: dict[str, str]  # role -> hub id or directory
     params: dict[str, int]  # role -> parameter count
     applied: dict[str, dict[str, Any]]  # role -> what the loaded model reports: attn, dtype, quantized, cache
+    method_settings: dict[str, Any]  # what the method reports it ran with, in the job's last call (adaptive lookahead:
+    # the schedule, threshold and where they ended)
     memory: dict[str, Any]  # role -> weight_bytes, kv_cache_bytes; peak_bytes (CUDA) and extra_bytes
     load_seconds: float  # model loading, never part of latency
     num_samples: int

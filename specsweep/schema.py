@@ -33,6 +33,9 @@ class ModelFamilyConfig:
     default_draft: str = MISSING  # the size used when `draft` is not given
     revision: str | None = None  # hub revision (branch, tag or commit) of every model
     trust_remote_code: bool = False
+    # Medusa heads for the target (method=medusa): a hub id or directory written by `python -m specsweep.medusa
+    # train`; embedded families: "auto", trained on first use. None: the family has none.
+    medusa: str | None = None
 
 
 @dataclass

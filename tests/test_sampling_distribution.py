@@ -10,8 +10,11 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from specsweep.decoding import Sampling, engine, speculative
-from specsweep.decoding.sampling import logits_to_probs, sample
+from specsweep.decoding import Sampling, autoregressive, engine, medusa, speculative
+from specsweep.decoding import heads as decoding_heads
+from specsweep.decoding.sampling import choose, logits_to_probs, sample
+from specsweep.models import medusa as medusa_heads
+from specsweep.models import ngram
 from tests.helpers import perturbed, tiny_model
 
 VOCAB = 12
@@ -128,3 +131,81 @@ def test_the_check_rejects_a_broken_rule(pair, monkeypatch, broken, gamma):
     monkeypatch.setattr(engine, "accept", broken)
     observed = observed_joint(target, draft, Sampling(temperature=1.0), True, gamma, SAMPLES // 3)
     assert chi_squared_p_value(observed, exact_joint(target, Sampling(temperature=1.0))) < P_VALUE
+
+
+# --- draft kinds beyond a smaller model, and the adaptive stop rule --------------------------------------
+
+def observed(decode, samples: int) -> torch.Tensor:
+    """Counts of the first two new tokens of `decode(generator)`, over `samples` seeded calls."""
+    generator = torch.Generator().manual_seed(1234)
+    counts = torch.zeros(VOCAB, VOCAB)
+    for _ in range(samples):
+        tokens = decode(generator).tokens
+        counts[tokens[0], tokens[1]] += 1
+    return counts
+
+
+@pytest.fixture(scope="module")
+def kinds(pair):
+    """A bigram fitted on the target's own samples, and Medusa heads distilled from it (on a shorter stream:
+    they must be good enough to be accepted sometimes, not good)."""
+    target, _ = pair
+    generator = torch.Generator().manual_seed(5)
+    stream = autoregressive(target, PROMPT, max_new_tokens=600, sampling=Sampling(temperature=1.0),
+                            generator=generator, instrumented=False).tokens
+    bigram = ngram.fit([stream.tolist()], VOCAB, 2)
+    torch.manual_seed(0)
+    heads = medusa_heads.train(target, stream, heads=2, steps=40, batch_size=8, seq_len=24, lr=3e-3, progress=False)
+    return bigram, heads
+
+
+T1 = Sampling(temperature=1.0)
+
+
+def decoders(pair, kinds) -> dict:
+    """gamma=2 with 3 new tokens (x2: a draft conditioned on x1, or its resample); Medusa: the prefill gives x1
+    and the heads' first proposal is x2's candidate."""
+    (target, draft), (bigram, heads) = pair, kinds
+    return {
+        "bigram": lambda g: speculative(target, bigram, PROMPT, gamma=2, max_new_tokens=3, sampling=T1, generator=g),
+        "stop_below": lambda g: speculative(target, draft, PROMPT, gamma=2, max_new_tokens=3, sampling=T1,
+                                            generator=g, stop_below=0.3),
+        "medusa": lambda g: medusa(target, PROMPT, heads=heads, gamma=2, max_new_tokens=3, sampling=T1, generator=g),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["bigram", "stop_below", "medusa"])
+def test_every_draft_kind_has_the_target_distribution(pair, kinds, kind):
+    target, _ = pair
+    assert chi_squared_p_value(observed(decoders(pair, kinds)[kind], SAMPLES), exact_joint(target, T1)) > P_VALUE
+
+
+def drop_unsure(runner, seq, gamma, sampling, vocab, eos, generator, stop_below=0.0):
+    """A broken stop rule: it stops *before* a draft below the threshold, dropping it, so the drafts it keeps are
+    not drawn from q but from q given that they are likely."""
+    drafts, q = engine.draft_tokens(runner, seq, gamma, sampling, vocab, eos, generator)
+    keep = 0
+    while keep < drafts.numel() and q[keep, drafts[keep]] >= stop_below:
+        keep += 1
+    return drafts[:keep], q[:keep]
+
+
+def argmax_heads(logits, sampling, generator):
+    """A broken Medusa proposal: the heads' argmax, reported as if drawn from their distribution."""
+    tokens, probs = choose(logits, sampling, generator)
+    return logits.argmax(dim=-1), probs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["stop_below", "medusa"])
+def test_the_check_rejects_a_broken_draft_kind(pair, kinds, monkeypatch, kind):
+    target, draft = pair
+    if kind == "medusa":
+        monkeypatch.setattr(decoding_heads, "choose", argmax_heads)
+        decode = decoders(pair, kinds)["medusa"]
+    else:
+        def decode(g):
+            return speculative(target, draft, PROMPT, gamma=2, max_new_tokens=3, sampling=T1, generator=g,
+                               propose=drop_unsure, stop_below=0.5)
+    assert chi_squared_p_value(observed(decode, SAMPLES // 3), exact_joint(target, T1)) < P_VALUE

@@ -1,11 +1,13 @@
 """The embedded model family: GPT-NeoX models trained offline on the running interpreter's standard library.
 
-    python -m specsweep.models.embedded build [--micro]     # build (or find) the family, print where it is
+    python -m specsweep.models.embedded build [--micro] [--medusa]   # build (or find) the family, print where
 
 The family is built once per recipe and cached under $SPECSWEEP_HOME (default ~/.cache/specsweep), in
 Hugging Face format, so it loads through the same `from_pretrained` code as hub models. A byte-level BPE
 tokenizer is trained with `tokenizers`; the target is trained on next-token prediction; every draft is
-distilled from the target (KL to its next-token distribution), all drafts from the same target forward.
+distilled from the target (KL to its next-token distribution), all drafts from the same target forward; a unigram
+and a bigram model are fitted on the same tokens (Leviathan et al. 2023 measure such drafts beside small
+transformers). Medusa heads for the target are a second entry, trained on first use (`build_medusa`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +33,13 @@ from tqdm import tqdm
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
 from specsweep.data.corpus import corpus_digest, read_texts, stdlib_files
+from specsweep.models import medusa, ngram
 from specsweep.record import count_label
 
 EOS = "<|endoftext|>"
 MANIFEST = "family.json"
-FORMAT_VERSION = 1  # bump when the training code changes what a recipe produces
+FORMAT_VERSION = 2  # bump when the training code changes what a recipe produces (2: the n-gram drafts)
+NGRAMS = {"unigram": 1, "bigram": 2}  # draft name -> order
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,27 @@ class Recipe:
 
 MICRO = Recipe(vocab_size=384, seq_len=64, batch_size=8, target=Shape(2, 32), drafts=(Shape(1, 16), Shape(1, 32)),
                target_steps=20, draft_steps=20, max_files=30)
+
+
+@dataclass(frozen=True)
+class MedusaRecipe:
+    """Medusa heads for a built family's target, distilled from it on the family's training tokens."""
+
+    heads: int = 4
+    steps: int = 1000  # about 0.26 s a step on 2 idle CPU cores: 4 to 5 minutes
+    batch_size: int = 8
+    seq_len: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+
+    def key(self, family: Path) -> str:
+        """This recipe and the family it is trained on (its key names its weights, corpus and libraries)."""
+        blob = json.dumps([dataclasses.asdict(self), FORMAT_VERSION, family.name], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+MEDUSA = MedusaRecipe()
+MICRO_MEDUSA = MedusaRecipe(heads=3, steps=30, batch_size=4, seq_len=32)
 
 
 def home() -> Path:
@@ -205,7 +230,21 @@ def is_complete(path: Path) -> bool:
 
 def build(recipe: Recipe = Recipe(), root: Path | None = None) -> Path:
     """The family's directory, built first if it is missing or incomplete. Safe when processes race."""
-    path = family_dir(recipe, root)
+    return cached(family_dir(recipe, root), lambda out: _build_into(out, recipe))
+
+
+def medusa_dir(family: Path, recipe: MedusaRecipe) -> Path:
+    return family.parent / f"{family.name}-medusa-{recipe.key(family)}"
+
+
+def build_medusa(family: Path, recipe: MedusaRecipe = MEDUSA) -> Path:
+    """Medusa heads for a built family's target, trained first if missing (minutes on a CPU for the full recipe)."""
+    return cached(medusa_dir(family, recipe), lambda out: _train_medusa_into(out, family, recipe))
+
+
+def cached(path: Path, build_into: Callable[[Path], None]) -> Path:
+    """`path`, built by `build_into(staging)` first if it is missing or incomplete: under a lock, into a staging
+    directory renamed into place when done, so an entry appears whole or not at all, and processes may race."""
     if is_complete(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +257,7 @@ def build(recipe: Recipe = Recipe(), root: Path | None = None) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
         staging = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         try:
-            _build_into(staging, recipe)
+            build_into(staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -226,13 +265,30 @@ def build(recipe: Recipe = Recipe(), root: Path | None = None) -> Path:
     return path
 
 
+def seal(out: Path, manifest: dict) -> None:
+    """Write the manifest last, with every file's checksum, after the files are on disk (a crash cannot leave
+    right names with wrong contents)."""
+    files = sorted(f for f in out.rglob("*") if f.is_file())
+    for f in files:
+        with f.open("rb") as handle:
+            os.fsync(handle.fileno())
+    manifest["files"] = {f.relative_to(out).as_posix(): file_digest(f) for f in files}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def training_tokens(texts: list[str], tokenizer: PreTrainedTokenizerFast) -> list[list[int]]:
+    """Each training file's tokens, ending in EOS (documents are the units the n-grams count within)."""
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [[*doc, tokenizer.eos_token_id] for doc in ids]
+
+
 def _build_into(out: Path, recipe: Recipe) -> None:
     start = time.perf_counter()
     torch.manual_seed(recipe.seed)
     texts = read_texts(stdlib_files("train", recipe.heldout_every, recipe.max_files))
     tokenizer = train_tokenizer(texts, recipe.vocab_size)
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    tokens = torch.tensor([t for doc in ids for t in [*doc, tokenizer.eos_token_id]], dtype=torch.long)
+    documents = training_tokens(texts, tokenizer)
+    tokens = torch.tensor([t for doc in documents for t in doc], dtype=torch.long)
 
     target = new_model(recipe.target, tokenizer)
     drafts = [new_model(shape, tokenizer) for shape in recipe.drafts]
@@ -242,9 +298,13 @@ def _build_into(out: Path, recipe: Recipe) -> None:
     train_target(target, tokens, recipe)
     distill_drafts(drafts, target, tokens, recipe)
 
+    eos = tokenizer.eos_token_id
+    ngrams = [ngram.fit(documents, len(tokenizer), order, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
+              for order in NGRAMS.values()]
+
     manifest = {"recipe": dataclasses.asdict(recipe), "key": recipe.key(), "train_tokens": len(tokens),
                 "target": "target", "drafts": {}, "params": {}}
-    for name, model in [("target", target), *zip(names, drafts, strict=True)]:
+    for name, model in [("target", target), *zip(names, drafts, strict=True), *zip(NGRAMS, ngrams, strict=True)]:
         model.save_pretrained(out / name)
         tokenizer.save_pretrained(out / name)
         manifest["params"][name] = sum(p.numel() for p in model.parameters())
@@ -254,23 +314,47 @@ def _build_into(out: Path, recipe: Recipe) -> None:
     manifest["build_seconds"] = time.perf_counter() - start
     # Threads change floating-point summation order, hence the weights in their last bits: recorded, not keyed.
     manifest["threads"] = torch.get_num_threads()
-    files = sorted(f for f in out.rglob("*") if f.is_file())
-    for f in files:  # on disk before the rename, so a crash cannot leave right names with wrong contents
-        with f.open("rb") as handle:
-            os.fsync(handle.fileno())
-    manifest["files"] = {f.relative_to(out).as_posix(): file_digest(f) for f in files}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    manifest["ngrams"] = {name: ngram.describe(model) for name, model in zip(NGRAMS, ngrams, strict=True)}
+    seal(out, manifest)
+
+
+def _train_medusa_into(out: Path, family: Path, recipe: MedusaRecipe) -> None:
+    start = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    built = json.loads((family / MANIFEST).read_text())
+    target = GPTNeoXForCausalLM.from_pretrained(family / "target").eval()
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(family / "target")
+    fields = Recipe.from_dict(built["recipe"])
+    texts = read_texts(stdlib_files("train", fields.heldout_every, fields.max_files))
+    tokens = torch.tensor([t for doc in training_tokens(texts, tokenizer) for t in doc], dtype=torch.long)
+    heads = medusa.train(target, tokens, recipe.heads, recipe.steps, recipe.batch_size, recipe.seq_len, recipe.lr,
+                         recipe.seed, location=str(family / "target"))
+    heads.save_pretrained(out)
+    held = torch.tensor([t for doc in training_tokens(read_texts(stdlib_files("heldout", fields.heldout_every,
+                                                                               fields.max_files))[:20], tokenizer)
+                         for t in doc], dtype=torch.long)
+    seal(out, {"recipe": dataclasses.asdict(recipe), "family": family.name, "heads": recipe.heads,
+               "params": sum(p.numel() for p in heads.parameters()),
+               "top1_agreement": medusa.acceptance_preview(heads, target, held),
+               "build_seconds": time.perf_counter() - start})
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Build the embedded model family (cached; offline).")
     parser.add_argument("command", choices=["build"])
     parser.add_argument("--micro", action="store_true", help="the seconds-long recipe the tests use")
+    parser.add_argument("--medusa", action="store_true", help="also train the target's Medusa heads")
     args = parser.parse_args(argv)
     path = build(MICRO if args.micro else Recipe())
     manifest = json.loads((path / MANIFEST).read_text())
     print(f"{path}  (target {manifest['target_size']}, drafts {', '.join(manifest['drafts'])}, "
           f"built in {manifest['build_seconds']:.0f} s)")
+    if args.medusa:
+        heads = build_medusa(path, MICRO_MEDUSA if args.micro else MEDUSA)
+        built = json.loads((heads / MANIFEST).read_text())
+        agreement = ", ".join(f"{a:.2f}" for a in built["top1_agreement"])
+        print(f"{heads}  ({built['heads']} Medusa heads, top-1 agreement {agreement}, "
+              f"trained in {built['build_seconds']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,17 @@ from typing import TYPE_CHECKING
 
 import torch
 from huggingface_hub import constants as hub_constants
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from specsweep.errors import ConfigError, UnknownDraft, first_line
-from specsweep.models import embedded, switches
+from specsweep.models import embedded, medusa, switches
 
 if TYPE_CHECKING:
     from specsweep.schema import ModelFamilyConfig
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SOURCES = ("hub", "embedded")
 RECIPES = {"full": embedded.Recipe(), "micro": embedded.MICRO}
+MEDUSA_RECIPES = {"full": embedded.MEDUSA, "micro": embedded.MICRO_MEDUSA}
+AUTO_HEADS = "auto"  # model_family.medusa of an embedded family: heads trained for its target on first use
 
 
 @dataclass
@@ -37,10 +46,12 @@ class Models:
     draft_tokenizer: PreTrainedTokenizerBase | None
     locations: dict[str, str]  # role -> the id or directory it was loaded from
     load_seconds: float
+    heads: PreTrainedModel | None = None  # Medusa heads (methods that use them)
 
     def loaded(self) -> dict[str, PreTrainedModel]:
         """Role -> model, for the models that were loaded."""
-        return {role: model for role, model in (("target", self.target), ("draft", self.draft)) if model is not None}
+        return {role: model for role, model in (("target", self.target), ("draft", self.draft),
+                                                ("heads", self.heads)) if model is not None}
 
 
 def validate(family: ModelFamilyConfig, draft: str | None) -> None:
@@ -53,18 +64,38 @@ def validate(family: ModelFamilyConfig, draft: str | None) -> None:
         raise UnknownDraft([draft], family.name, list(family.drafts))
 
 
-def locate(family: ModelFamilyConfig, draft: str | None) -> dict[str, str]:
-    """Role ("target", "draft") -> hub id or local directory. Builds the embedded family on first use."""
+def validate_heads(family: ModelFamilyConfig, method: str, gamma: int | None) -> None:
+    """A method that drafts with Medusa heads needs the family to name them, and (where their count is known
+    before loading: an embedded family's recipe) no more lookahead than there are heads."""
+    if family.medusa is None:
+        raise ConfigError(f"method={method} needs Medusa heads, and model family {family.name} names none; set "
+                          f"model_family.medusa to heads trained with `python -m specsweep.medusa train`.")
+    if family.source == "embedded":
+        if family.medusa != AUTO_HEADS:
+            raise ConfigError(f"model_family.medusa={family.medusa!r} is invalid for the embedded family "
+                              f"{family.name}; it must be {AUTO_HEADS} (trained for its target on first use).")
+        count = MEDUSA_RECIPES[family.recipe].heads
+        if gamma is not None and gamma > count:
+            raise ConfigError(f"gamma={gamma} is invalid for method={method} on {family.name}, whose target has "
+                              f"{count} Medusa heads (one proposed token each); use gamma of 1..{count}.")
+
+
+def locate(family: ModelFamilyConfig, draft: str | None, heads: bool = False) -> dict[str, str]:
+    """Role ("target", "draft", "heads") -> hub id or local directory. Builds the embedded family (and its Medusa
+    heads) on first use."""
     names = {"target": family.target} | ({"draft": family.drafts[draft]} if draft is not None else {})
     if family.source == "hub":
-        return names
+        return names | ({"heads": family.medusa} if heads else {})
     root = built_family(family.recipe)
     built = json.loads((root / embedded.MANIFEST).read_text())["drafts"]
     missing = sorted(set(names.values()) - set(built.values()) - {family.target})
     if missing:
         raise ConfigError(f"model_family.drafts of {family.name} names {', '.join(missing)}, which the built family "
                           f"at {root} lacks; its drafts are {', '.join(built)}.")
-    return {role: str(root / name) for role, name in names.items()}
+    where = {role: str(root / name) for role, name in names.items()}
+    if heads:
+        where["heads"] = str(built_heads(family.recipe))
+    return where
 
 
 @functools.cache
@@ -76,20 +107,38 @@ def built_family(recipe: str) -> Path:
     return embedded.build(RECIPES[recipe])
 
 
+@functools.cache
+def built_heads(recipe: str) -> Path:
+    family = built_family(recipe)
+    path = embedded.medusa_dir(family, MEDUSA_RECIPES[recipe])
+    if not embedded.is_complete(path):
+        log.info("Training Medusa heads for the embedded family's target (%s recipe) into %s: once, a few minutes "
+                 "on 2 CPU cores for the full recipe", recipe, path)
+    return embedded.build_medusa(family, MEDUSA_RECIPES[recipe])
+
+
 def load(family: ModelFamilyConfig, draft: str | None, device: torch.device,
-         settings: dict[str, switches.Setting] | None = None) -> Models:
-    """The target, and the draft of size `draft` when given, on `device`, in eval mode, each loaded and
-    prepared as its switches.Setting says (role -> Setting; default: the `auto` switches, nothing else)."""
+         settings: dict[str, switches.Setting] | None = None, heads: bool = False) -> Models:
+    """The target, and the draft of size `draft` when given (the Medusa heads when `heads`), on `device`, in eval
+    mode, each loaded and prepared as its switches.Setting says (role -> Setting; default: the `auto` switches)."""
     start = time.perf_counter()
-    where = locate(family, draft)
+    where = locate(family, draft, heads)
     models, tokenizers = {}, {}
+    params = {"target": "model_family.target", "draft": f"model_family.drafts.{draft}", "heads": "model_family.medusa"}
     for role, location in where.items():
-        with explain_missing(location, "model_family.target" if role == "target" else f"model_family.drafts.{draft}"):
-            setting = (settings or {}).get(role, switches.Setting())
+        with explain_missing(location, params[role]):
+            setting = heads_setting(models["target"]) if role == "heads" else (settings or {}).get(role,
+                                                                                                 switches.Setting())
             models[role] = load_model(location, family.revision, family.trust_remote_code, str(device), setting)
-            tokenizers[role] = load_tokenizer(location, family.revision, family.trust_remote_code)
+            if role != "heads":
+                tokenizers[role] = load_tokenizer(location, family.revision, family.trust_remote_code)
     return Models(models["target"], models.get("draft"), tokenizers["target"], tokenizers.get("draft"), where,
-                  time.perf_counter() - start)
+                  time.perf_counter() - start, models.get("heads"))
+
+
+def heads_setting(target: PreTrainedModel) -> switches.Setting:
+    """Medusa heads run in the target's dtype, on its hidden states; nothing else of its switches applies."""
+    return switches.Setting(dtype=str(target.dtype).removeprefix("torch."))
 
 
 # Jobs of one sweep run in one process (Hydra's basic launcher). A model stays loaded while the next job needs it
@@ -99,10 +148,14 @@ HELD: dict[Key, PreTrainedModel] = {}
 
 
 def wanted(family: ModelFamilyConfig, draft: str | None, device: torch.device,
-           settings: dict[str, switches.Setting] | None = None) -> set[Key]:
+           settings: dict[str, switches.Setting] | None = None, heads: bool = False) -> set[Key]:
     """The models `load` would return for these arguments."""
-    return {(location, family.revision, family.trust_remote_code, str(device),
-             (settings or {}).get(role, switches.Setting())) for role, location in locate(family, draft).items()}
+    where = locate(family, draft, heads)
+    keys = {(location, family.revision, family.trust_remote_code, str(device),
+             (settings or {}).get(role, switches.Setting())) for role, location in where.items() if role != "heads"}
+    if heads:  # they load in the target's dtype, known once it is loaded: keep whatever is held of them
+        keys |= {key for key in HELD if key[0] == where["heads"]}
+    return keys
 
 
 def release(keep: set[Key]) -> None:
@@ -128,8 +181,9 @@ def _load_model(location: str, revision: str | None, trust_remote_code: bool, de
     config = AutoConfig.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code)
     setting = switches.resolve(setting, config, torch.device(device), location)
     kwargs = switches.load_kwargs(setting, torch.device(device))
-    model = AutoModelForCausalLM.from_pretrained(location, config=config, revision=revision,
-                                                 trust_remote_code=trust_remote_code, **kwargs)
+    auto = AutoModel if config.model_type == medusa.MedusaConfig.model_type else AutoModelForCausalLM
+    model = auto.from_pretrained(location, config=config, revision=revision, trust_remote_code=trust_remote_code,
+                                 **kwargs)
     if "device_map" not in kwargs:
         model = model.to(device)
     return switches.prepare(model.eval(), setting)

@@ -119,8 +119,9 @@ def flatten(metrics: record.MetricsRecord) -> dict[str, Any]:
             | {f"{role}_params": count for role, count in metrics.get("params", {}).items()}
             | {"num_samples": metrics.get("num_samples"), "load_seconds": metrics.get("load_seconds"),
                "target_dtype": metrics.get("applied", {}).get("target", {}).get("dtype"),
+               "drafts_conditioned": metrics.get("method_settings", {}).get("drafts_conditioned"),
                **{f"{role}_{name}": value for role, sizes in metrics.get("memory", {}).items()
-                  if role in ("target", "draft") for name, value in sizes.items()},
+                  if role in ("target", "draft", "heads") for name, value in sizes.items()},
                "hardware": provenance.get("gpu") or provenance.get("cpu"), "threads": provenance.get("threads"),
                "git_commit": provenance.get("git_commit"), "git_dirty": provenance.get("git_dirty"),
                **{f"slurm_{name}": value for name, value in (provenance.get("slurm") or {}).items()},

@@ -290,6 +290,14 @@ def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[st
     matched = beside_published(table)
     if not matched.empty:
         out.append(("Published beside measured (same target, method, draft and γ)", matched))
+    from specsweep.study import pairs  # it builds on this module's helpers
+
+    alphas = pairs.alpha_table(table)
+    if not alphas.empty:
+        out.append(("α per pair, in the shape of Leviathan et al.'s α table (M_p, M_q, sampling)", alphas))
+    adaptive = pairs.adaptive_table(table)
+    if not adaptive.empty:
+        out.append(("Adaptive lookahead beside the best fixed γ of the same draft", adaptive))
     for labels, frame in found:
         out.append((title(labels), grid(frame, tolerance)))
         predicted = predicted_grid(frame)
@@ -485,6 +493,8 @@ def consistency(row: pd.Series, pair: pd.Series) -> str:
     alpha = row.get("alpha")
     if pd.isna(alpha) or pd.isna(pair["alpha"]) or row.get("gamma") == pair["first_gamma"]:
         return ""
+    if row.get("drafts_conditioned") is False or row.get("drafts_conditioned") == 0:
+        return ""  # a method that never conditions its drafts on each other (Medusa's heads) by design
     if alpha >= pair["alpha"] - 1.5 * pair["noise"]:  # 1.5 x 3 standard errors of one: ~3 of the difference
         return ""
     unconditioned = pair["alpha"] / (1 + pair["alpha"])

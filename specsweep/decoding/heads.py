@@ -33,7 +33,7 @@ def head_tokens(heads: torch.nn.Module, m_p: Runner, seq: torch.Tensor, gamma: i
         return seq.new_empty(0), (None if sampling.greedy else torch.empty(0, heads.config.vocab_size,
                                                                            device=seq.device))
     mark = m_p.clock.before()
-    logits = heads(h.to(heads.dtype))[:gamma]  # [gamma, V]
+    logits = heads(h)[:gamma]  # [gamma, V]
     m_p.clock.after(mark, "draft", index, drafts=gamma)
     return choose(logits, sampling, generator)  # [gamma], [gamma, V] | None
 
@@ -77,6 +77,8 @@ def medusa(
                         eos=eos_set(eos_token_id), generator=generator, stats=stats, rollback=[m_p])
     clock.stop()
     stats.new_tokens = seq.shape[1] - prompt_length
-    settings = {"method": "medusa", "gamma": gamma, "heads": count, "use_cache": use_cache, "vocab": vocab,
+    # Head i reads h_t alone, not the drafts before it: α falls with γ by design, which the study must not flag.
+    settings = {"method": "medusa", "gamma": gamma, "heads": count, "drafts_conditioned": False,
+                "use_cache": use_cache, "vocab": vocab,
                 "cache": {"target": cache_kind(m_p.cache)}, "cache_bytes": {"target": cache_bytes(m_p.cache)}}
     return Generation(seq[0, prompt_length:], stats, settings)
