@@ -33,7 +33,7 @@ def head_tokens(heads: torch.nn.Module, m_p: Runner, seq: torch.Tensor, gamma: i
         return seq.new_empty(0), (None if sampling.greedy else torch.empty(0, heads.config.vocab_size,
                                                                            device=seq.device))
     mark = m_p.clock.before()
-    logits = heads(h)[:gamma]  # [gamma, V]
+    logits = heads(h, gamma)  # [gamma, V]
     m_p.clock.after(mark, "draft", index, drafts=gamma)
     return choose(logits, sampling, generator)  # [gamma], [gamma, V] | None
 

@@ -84,9 +84,11 @@ class MedusaHeads(PreTrainedModel):
             # Matters only for heads built from a config alone; `from_target` overwrites it with the lm_head.
             init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, count: int | None = None) -> torch.Tensor:
+        """hidden [..., H] -> logits [..., count, V] of the first `count` heads (all K by default): a round that
+        drafts γ < K tokens pays for γ output layers only."""
         hidden = hidden.to(self.dtype)  # a half-precision target may feed float32 heads (as `distill` leaves them)
-        return torch.stack([head(hidden) for head in self.medusa_head], dim=-2)
+        return torch.stack([head(hidden) for head in self.medusa_head[:count]], dim=-2)
 
     @classmethod
     def from_target(cls, target: PreTrainedModel, heads: int, location: str = "") -> MedusaHeads:
