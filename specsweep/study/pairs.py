@@ -105,7 +105,8 @@ def adaptive_table(table: pd.DataFrame) -> pd.DataFrame:
     cells = cells[cells["status"].eq("done") & ~cells["key"].astype(str).str.startswith(PUBLISHED)].copy()
     if cells.empty:
         return pd.DataFrame()
-    cells["adaptive"] = cells.apply(adaptive, axis=1)
+    # A rule that stops drafting early changes nothing where a round drafts one token at most.
+    cells["adaptive"] = cells.apply(adaptive, axis=1).where(cells["gamma"] > 1, "")
     if not cells["adaptive"].astype(bool).any():
         return pd.DataFrame()
     keys = [c for c in [*GROUP, "draft"] if c in cells]
