@@ -29,7 +29,8 @@ def test_ngram_and_medusa_cells_run_exactly_and_fill_the_alpha_table(micro_env, 
                    for flag in tables.grid(frame)["flag"])  # α falls with γ for heads by design
     study = (tmp_path / "s" / aggregate.STUDY_MD).read_text()
     assert "shape of Leviathan et al.'s α table" in study
-    ngram = json.loads(next((tmp_path / "s").glob("*method=speculative*draft=bigram*gamma=1*temperature=0*/metrics.json")).read_text())
+    job = next((tmp_path / "s").glob("*method=speculative*draft=bigram*gamma=1*temperature=0*"))
+    ngram = json.loads((job / "metrics.json").read_text())
     assert ngram["params"]["draft"] > 0 and ngram["applied"]["draft"]["kv_cache"] is None  # a table: no cache
 
 
