@@ -3,10 +3,12 @@ speculative output exactly the target's; each does draft something the target ac
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
-from specsweep.decoding import Sampling, autoregressive, medusa, speculative
+from specsweep.decoding import Sampling, assisted, autoregressive, medusa, speculative
 from specsweep.models import medusa as medusa_heads
 from specsweep.models import ngram
 
@@ -100,3 +102,34 @@ def test_the_stop_rule_is_exact_and_adapts(target, near_draft, prompts, expected
 def test_the_stop_rule_refuses_a_bad_threshold(target, near_draft, prompts, bad):
     with pytest.raises(ValueError, match=f"stop_below={bad} is invalid"):
         speculative(target, near_draft, prompts[0], gamma=3, max_new_tokens=4, stop_below=bad)
+
+
+@pytest.mark.parametrize("schedule,threshold", [("heuristic", 0.0), ("heuristic_transient", 0.0), ("constant", 0.5)])
+def test_assisted_adapts_as_transformers_does_and_records_it(target, near_draft, prompts, expected, schedule,
+                                                             threshold):
+    draft = copy.deepcopy(near_draft)
+    drafted = rounds = 0
+    for prompt, tokens in zip(prompts, expected, strict=True):
+        out = assisted(target, draft, prompt, gamma=3, max_new_tokens=MAX_NEW, schedule=schedule,
+                       confidence_threshold=threshold)
+        assert out.tokens.tolist() == tokens
+        drafted, rounds = drafted + out.stats.drafted, rounds + out.stats.rounds
+        settings = out.settings
+        assert settings["num_assistant_tokens_schedule"] == schedule
+        assert settings["assistant_confidence_threshold"] == threshold
+        assert settings["num_assistant_tokens_end"] >= 1
+    assert drafted != 3 * rounds  # the lookahead moved (a pinned one drafts 3 a round but for the budget's end)
+
+
+def test_a_heuristic_lookahead_carries_into_the_next_call(target, near_draft, prompts):
+    draft = copy.deepcopy(near_draft)
+    first = assisted(target, draft, prompts[0], gamma=3, max_new_tokens=MAX_NEW, schedule="heuristic")
+    second = assisted(target, draft, prompts[1], gamma=3, max_new_tokens=MAX_NEW, schedule="heuristic")
+    assert second.settings["num_assistant_tokens_start"] == first.settings["num_assistant_tokens_end"]
+    transient = assisted(target, draft, prompts[1], gamma=3, max_new_tokens=MAX_NEW, schedule="heuristic_transient")
+    assert transient.settings["num_assistant_tokens_start"] == 3
+
+
+def test_assisted_refuses_an_unknown_schedule(target, near_draft, prompts):
+    with pytest.raises(ValueError, match="schedule='sometimes' is invalid"):
+        assisted(target, copy.deepcopy(near_draft), prompts[0], gamma=3, max_new_tokens=4, schedule="sometimes")
