@@ -164,9 +164,12 @@ PASSED = ("target", "draft", "input_ids", "heads", "gamma", "max_new_tokens", "s
 
 
 def check_options(options: dict[str, Any], method: Method) -> None:
-    """method.options are keyword arguments of the method's function: a name it does not take is refused by name."""
-    takes = [name for name, p in inspect.signature(method.decode).parameters.items()
-             if p.kind is p.KEYWORD_ONLY and name not in PASSED]
+    """method.options are keyword arguments of the method's function: a name it does not take is refused by name
+    (a function of the user's that takes **kwargs may take any)."""
+    parameters = inspect.signature(method.decode).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    takes = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in PASSED]
     unknown = sorted(set(options) - set(takes))
     if unknown:
         raise ConfigError(f"method.options.{unknown[0]} is not an option of method {method.name}; its options are "

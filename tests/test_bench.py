@@ -26,7 +26,7 @@ def test_bench_probes_a_family(tmp_path, capsys):
     results = main(["--family", str(family), "--gammas", "1,2", "--prompts", "2", "--prompt-length", "16",
                     "--max-new-tokens", "8", "--repeats", "1"])
     rows = [name for name in results if name.startswith("speculative ")]
-    assert len(rows) == 2 * len(embedded.MICRO.drafts)
+    assert len(rows) == 2 * (len(embedded.MICRO.drafts) + len(embedded.NGRAMS))  # n-gram drafts too
     assert results["greedy_outputs_identical"] is True
     assert "gamma=2" in capsys.readouterr().out
 

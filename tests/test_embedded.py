@@ -29,7 +29,7 @@ def test_corpus_is_the_stdlib_without_tests_split_by_file():
 
 def test_family_loads_through_from_pretrained(family):
     manifest = json.loads((family / embedded.MANIFEST).read_text())
-    assert len(manifest["drafts"]) == len(embedded.MICRO.drafts)
+    assert len(manifest["drafts"]) == len(embedded.MICRO.drafts) + len(embedded.NGRAMS)
     code = "def add(a, b):\n    return a + b\n"
     for name in ["target", *manifest["drafts"]]:
         model = AutoModelForCausalLM.from_pretrained(family / name)
@@ -37,8 +37,10 @@ def test_family_loads_through_from_pretrained(family):
         assert tokenizer.decode(tokenizer(code)["input_ids"]) == code
         assert model.config.eos_token_id == tokenizer.eos_token_id
         assert manifest["params"][name] == sum(p.numel() for p in model.parameters())
-    # Drafts are named by parameter count, smallest first.
-    assert list(manifest["drafts"]) == sorted(manifest["drafts"], key=lambda n: manifest["params"][n])
+    # Transformer drafts are named by parameter count, smallest first; the n-gram tables follow, named by order.
+    sized = [name for name in manifest["drafts"] if name not in embedded.NGRAMS]
+    assert sized == sorted(sized, key=lambda n: manifest["params"][n])
+    assert list(manifest["drafts"])[len(sized):] == list(embedded.NGRAMS)
 
 
 def test_engine_runs_on_the_family(family):

@@ -207,5 +207,5 @@ def test_the_check_rejects_a_broken_draft_kind(pair, kinds, monkeypatch, kind):
     else:
         def decode(g):
             return speculative(target, draft, PROMPT, gamma=2, max_new_tokens=3, sampling=T1, generator=g,
-                               propose=drop_unsure, stop_below=0.5)
+                               propose=drop_unsure, stop_below=0.3)
     assert chi_squared_p_value(observed(decode, SAMPLES // 3), exact_joint(target, T1)) < P_VALUE

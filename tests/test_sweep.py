@@ -75,7 +75,7 @@ def test_wandb_offline_writes_a_run_per_job_with_summary_metrics(micro_env, tmp_
 
 @pytest.mark.parametrize("overrides,sentence", [
     (["model_family=embedded_micro", "draft=6M"],
-     "draft=6M is not a size of model family embedded_micro; its sizes are 16K, 37K; 6M is a size of "
+     "draft=6M is not a size of model family embedded_micro; its sizes are 16K, 37K, unigram, bigram; 6M is a size of "
      "japanese_gpt_neox_xlsum: add model_family=japanese_gpt_neox_xlsum."),
     (["model_family=embedded_micro", "gamma=9"],
      "gamma=9 is invalid for method speculative; it must be an integer in 1..7."),
@@ -105,8 +105,8 @@ def test_a_sweep_with_invalid_cells_stops_before_its_first_job(micro_env, tmp_pa
     output = done.stdout + done.stderr
     assert "Traceback" not in output and not (tmp_path / "sweep").exists()  # nothing launched, nothing built
     assert ("draft=6M, draft=29M, draft=247M are not sizes of model family embedded; its sizes are 275K, 574K, "
-            "1.2M, 2.5M; 6M, 29M, 247M are sizes of japanese_gpt_neox_xlsum: add model_family=japanese_gpt_neox_xlsum. "
-            "(12 of 12 cells)") in output, output
+            "1.2M, 2.5M, unigram, bigram; 6M, 29M, 247M are sizes of japanese_gpt_neox_xlsum: add "
+            "model_family=japanese_gpt_neox_xlsum. (12 of 12 cells)") in output, output
 
 
 def test_a_sweep_prints_its_plan_before_it_starts(micro_env, tmp_path):

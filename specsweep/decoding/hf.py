@@ -56,8 +56,8 @@ def _timed_forwards(model: PreTrainedModel, role: str, clock: Clock, round_state
 
 
 @contextmanager
-def _counted_rounds(target: PreTrainedModel, stats: DecodeStats, max_length: int, round_state: dict
-                    ) -> Iterator[None]:
+def _counted_rounds(target: PreTrainedModel, stats: DecodeStats, max_length: int, round_state: dict,
+                    draft_model: bool) -> Iterator[None]:
     """Count each round of the candidate generator that generate() builds, by our engine's rules: drafts
     beyond the length budget were never drafted, and a round rejects when a kept token differs from its draft."""
     build = target._get_candidate_generator
@@ -82,10 +82,11 @@ def _counted_rounds(target: PreTrainedModel, stats: DecodeStats, max_length: int
             rejected = accepted < len(drafts) and len(kept) > accepted
             stats.record_round(len(drafts), accepted, rejected)
             update(input_ids, scores, num_matches)
-            # What the adaptive schedule and the confidence threshold have become (transformers moves both).
-            round_state["lookahead"] = int(generator.num_assistant_tokens)
-            round_state["threshold"] = float(getattr(generator, "assistant_generation_config", generator
-                                                     ).assistant_confidence_threshold or 0.0)
+            if draft_model:  # what the adaptive schedule and the confidence threshold have become (transformers
+                # moves both; prompt lookup has neither)
+                round_state["lookahead"] = int(generator.num_assistant_tokens)
+                round_state["threshold"] = float(generator.assistant_generation_config.assistant_confidence_threshold
+                                                 or 0.0)
             round_state["draft_cache"] = cache_kind(getattr(generator, "assistant_kwargs", {}).get("past_key_values"))
 
         generator.get_candidates = get_candidates_counted
@@ -144,7 +145,7 @@ def _generate(
                                                             device=generator.device))
     with ExitStack() as stack:
         stack.enter_context(_generation_config(target, config))
-        stack.enter_context(_counted_rounds(target, stats, max_length, round_state))
+        stack.enter_context(_counted_rounds(target, stats, max_length, round_state, draft is not None))
         stack.enter_context(_timed_forwards(target, "target", clock, round_state))
         if draft is not None:
             # The lookahead is read from the assistant's own generation_config, not from generate()'s kwargs.
