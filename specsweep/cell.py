@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from specsweep import record, schema
 from specsweep.data import prompts, quality
 from specsweep.decoding import METHODS, Method, Sampling, methods
+from specsweep.decoding.engine import CACHES
 from specsweep.errors import ConfigError, UnknownDraft
 from specsweep.models import families, switches
 from specsweep.theory import GAMMAS
@@ -62,6 +63,8 @@ def identity(spec: schema.Config) -> dict[str, Any]:
     uses_draft, uses_gamma = uses(spec)
     if method is None or not method.uses_heads:  # nor its Medusa heads (and keys from before families named them)
         del config["model_family"]["medusa"]
+    if config["optimization"]["cache"] == "dynamic":  # the cache every cell used before there was a choice
+        del config["optimization"]["cache"]
     if not uses_draft:
         config.pop("draft")
     if not uses_gamma:
@@ -160,7 +163,7 @@ def check(spec: schema.Config) -> Cell:
 
 # What the job passes itself: a user's option must not replace it.
 PASSED = ("target", "draft", "input_ids", "heads", "gamma", "max_new_tokens", "sampling", "use_cache", "eos_token_id",
-          "generator", "tokenizers", "instrumented")
+          "generator", "tokenizers", "instrumented", "cache", "margins")
 
 
 def check_options(options: dict[str, Any], method: Method) -> None:
@@ -176,12 +179,29 @@ def check_options(options: dict[str, Any], method: Method) -> None:
                           f"{', '.join(takes) or 'none'}.")
 
 
+def check_cache(opt: schema.OptimizationConfig, method: Method) -> None:
+    """optimization.cache: a kind our loops know, a KV cache at all, and a method whose loop takes it (its
+    function has a `cache` argument; transformers' generate() keeps its own cache)."""
+    if opt.cache not in CACHES:
+        raise ConfigError(f"optimization.cache={opt.cache!r} is invalid; it must be one of {', '.join(CACHES)}.")
+    if opt.cache == "dynamic":
+        return
+    if not opt.kv_cache:
+        raise ConfigError("optimization.cache=static is invalid with optimization.kv_cache=false; a static cache is a "
+                          "KV cache.")
+    if "cache" not in inspect.signature(method.decode).parameters:
+        raise ConfigError(f"optimization.cache=static is invalid for method {method.name}, whose loop does not take "
+                          f"a static cache (transformers' generate() keeps its own); it works with speculative, "
+                          f"autoregressive and medusa.")
+
+
 def check_optimization(opt: schema.OptimizationConfig, method: Method, dev: torch.device
                        ) -> dict[str, switches.Setting]:
     """The per-role settings, checked against the device and against what the method can do."""
     roles = switches.settings(opt)
     if not method.uses_draft:
         del roles["draft"]  # no sentence (or warning) about a draft the method never loads
+    check_cache(opt, method)
     if method.needs_kv_cache and not opt.kv_cache:
         raise ConfigError(f"optimization.kv_cache=false is invalid for method {method.name}, which needs the KV "
                           f"cache; use method=speculative or autoregressive for a cell without it.")

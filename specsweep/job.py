@@ -196,8 +196,10 @@ def score_quality(cell: Cell, examples: list[prompts.Example], samples: list[rec
 
 def decode_kwargs(cell: Cell, models: families.Models) -> dict[str, Any]:
     """What the method and its baseline share, so both decode under the same settings."""
+    cache = cell.spec.optimization.cache
     return dict(max_new_tokens=cell.bench.max_new_tokens, sampling=cell.sampling,
-                use_cache=cell.spec.optimization.kv_cache, eos_token_id=models.target.generation_config.eos_token_id)
+                use_cache=cell.spec.optimization.kv_cache, eos_token_id=models.target.generation_config.eos_token_id,
+                **({"cache": cache} if cache != "dynamic" else {}))
 
 
 def method_call(cell: Cell, models: families.Models, instrumented: bool = True) -> Call:
@@ -222,7 +224,7 @@ def baseline_call(cell: Cell, models: families.Models) -> Call:
 def reference_call(cell: Cell, models: families.Models) -> Call:
     """The target loaded and run with no optimisation at all: eager attention, float32, no KV cache."""
     plain = families.load(cell.family, None, cell.device, {"target": REFERENCE_SETTING}).target
-    decode, kwargs = METHODS[BASELINE].decode, decode_kwargs(cell, models) | {"use_cache": False}
+    decode, kwargs = METHODS[BASELINE].decode, decode_kwargs(cell, models) | {"use_cache": False, "cache": "dynamic"}
     return lambda prompt, call: decode(plain, prompt, generator=generator(cell, call), **kwargs)
 
 

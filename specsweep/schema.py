@@ -76,6 +76,9 @@ class OptimizationConfig:
 
     name: str = MISSING
     kv_cache: bool = True  # false: every forward re-reads the whole sequence (our own loops only)
+    # dynamic: transformers' DynamicCache, grown per forward and cropped on a rejection; static: its StaticCache,
+    # preallocated for the job's longest sequence and rolled back by moving the write position (our own loops only)
+    cache: str = "dynamic"
     attn: str = "auto"  # auto (SDPA where the architecture has it, else eager) | eager | sdpa (alias bettertransformer)
     dtype: str = "auto"  # auto (float32 on CPU; on CUDA the checkpoint's half precision) | float32 | bfloat16 | float16
     quantization: str = "none"  # none | int8-dynamic (CPU) | bnb-8bit | bnb-4bit (CUDA, bitsandbytes)

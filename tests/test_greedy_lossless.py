@@ -116,3 +116,20 @@ def test_target_with_a_larger_embedding(target, near_draft, prompts, expected):
         assert speculative(padded, near_draft, prompt, gamma=3, max_new_tokens=MAX_NEW).tokens.tolist() == tokens
     with pytest.raises(ValueError, match="outside the draft's vocabulary"):
         speculative(padded, near_draft, torch.tensor([[5, 100]]), gamma=3, max_new_tokens=4)
+
+
+@pytest.mark.parametrize("gamma", [1, 3, 7])
+def test_a_static_cache_keeps_greedy_output_exact(target, near_draft, far_draft, prompts, expected, gamma):
+    """optimization.cache=static: rejections roll back by moving the write position, never by cropping."""
+    for prompt, tokens in zip(prompts, expected, strict=True):
+        assert autoregressive(target, prompt, max_new_tokens=MAX_NEW, cache="static").tokens.tolist() == tokens
+    accepted = rejections = 0
+    for draft in (near_draft, far_draft):
+        for prompt, tokens in zip(prompts, expected, strict=True):
+            out = speculative(target, draft, prompt, gamma=gamma, max_new_tokens=MAX_NEW, cache="static")
+            assert out.tokens.tolist() == tokens
+            assert out.settings["cache"] == {"target": "StaticCache", "draft": "StaticCache"}
+            accepted, rejections = accepted + out.stats.accepted, rejections + out.stats.rejections
+    assert accepted > 0 and rejections > 0
+    same = speculative(target, target, prompts[0], gamma=gamma, max_new_tokens=MAX_NEW, cache="static")
+    assert same.stats.rejections == 0 and same.tokens.tolist() == expected[0]  # one cache per role, not shared

@@ -167,6 +167,9 @@ def check(overrides: list[str], device: torch.device = CPU) -> None:
     (["+optimization.draft.kv_cache=false"], CPU, ["optimization.draft", "kv_cache", "attn, dtype"]),
     (["optimization.compile=true", "optimization.compile_backend=inducter"], CPU,
      ["optimization.compile_backend='inducter'", "inductor"]),
+    (["optimization.cache=paged"], CPU, ["optimization.cache='paged'", "dynamic, static"]),
+    (["optimization.cache=static", "optimization.kv_cache=false"], CPU, ["optimization.cache=static", "kv_cache"]),
+    (["method=assisted", "optimization.cache=static"], CPU, ["optimization.cache=static", "assisted", "speculative"]),
 ])
 def test_invalid_combinations_give_one_sentence(overrides, device, words):
     with pytest.raises(ConfigError) as error:
@@ -177,6 +180,13 @@ def test_invalid_combinations_give_one_sentence(overrides, device, words):
 
 def test_a_draft_override_is_not_checked_for_a_method_without_a_draft():
     check(["method=autoregressive", "+optimization.draft.quantization=bnb-4bit"])
+
+
+def test_a_dynamic_cache_keeps_the_keys_cells_had_before_the_cache_could_be_chosen():
+    spec = cell.typed(compose_config([], Path("out")))
+    assert "cache" not in cell.identity(spec)["optimization"]
+    static = cell.typed(compose_config(["optimization.cache=static"], Path("out")))
+    assert cell.key(static) != cell.key(spec) and cell.axes(static)["setting"] == "cache=static"
 
 
 def test_bettertransformer_and_sdpa_are_one_cell():

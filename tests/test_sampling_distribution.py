@@ -48,14 +48,15 @@ def exact_joint(target, sampling: Sampling) -> torch.Tensor:
     return first[:, None] * second
 
 
-def observed_joint(target, draft, sampling: Sampling, use_cache: bool, gamma: int, samples: int) -> torch.Tensor:
+def observed_joint(target, draft, sampling: Sampling, use_cache: bool, gamma: int, samples: int,
+                   cache: str = "dynamic") -> torch.Tensor:
     """gamma=2 with 3 new tokens: x2 is a draft conditioned on the drafted x1. gamma=1 with 2 new tokens: x2 is
     the bonus token after an accepted x1, or, after a rejection, a round with no budget left to draft."""
     generator = torch.Generator().manual_seed(1234)
     counts = torch.zeros(VOCAB, VOCAB)
     for _ in range(samples):
         tokens = speculative(target, draft, PROMPT, gamma=gamma, max_new_tokens=gamma + 1, sampling=sampling,
-                             use_cache=use_cache, generator=generator).tokens
+                             use_cache=use_cache, generator=generator, cache=cache).tokens
         counts[tokens[0], tokens[1]] += 1
     return counts
 
@@ -92,6 +93,7 @@ def total_variation(target, draft, sampling: Sampling) -> float:
 
 CASES = [
     pytest.param(Sampling(temperature=1.0), True, 2, id="T=1-cache-gamma2"),
+    pytest.param(Sampling(temperature=1.0), "static", 2, id="T=1-static-cache-gamma2"),
     pytest.param(Sampling(temperature=0.7, top_k=5), False, 2, id="T=0.7-topk5-nocache-gamma2"),
     pytest.param(Sampling(temperature=0.9, top_p=0.8), True, 1, id="T=0.9-topp0.8-cache-gamma1-bonus"),
 ]
@@ -103,7 +105,8 @@ def test_speculative_sampling_has_the_target_distribution(pair, sampling, use_ca
     target, draft = pair
     # Power: the draft's law is far enough from the target's that accepting and resampling both matter.
     assert 0.25 < total_variation(target, draft, sampling) < 0.75
-    observed = observed_joint(target, draft, sampling, use_cache, gamma, SAMPLES)
+    cache = "static" if use_cache == "static" else "dynamic"
+    observed = observed_joint(target, draft, sampling, bool(use_cache), gamma, SAMPLES, cache)
     assert chi_squared_p_value(observed, exact_joint(target, sampling)) > P_VALUE
 
 

@@ -12,11 +12,12 @@ every forward reads the whole sequence.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, StaticCache
 
 from specsweep.decoding.methods import method
 from specsweep.decoding.sampling import Sampling, choose, logits_to_probs, sample
@@ -38,9 +39,40 @@ def cache_kind(cache: object) -> str | None:
     return None if cache is None else type(cache).__name__
 
 
+CACHES = ("dynamic", "static")
+# One preallocated StaticCache per model and role, reused by every call of a job (grown when a call needs more room);
+# per role, because a draft identical to its target is the same model object with a cache of its own.
+_STATIC: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def static_cache(model: PreTrainedModel, length: int, role: str) -> StaticCache:
+    """transformers' StaticCache for `model` in `role`, room for `length` tokens, emptied for a new call."""
+    cache = _STATIC.setdefault(model, {}).get(role)
+    if cache is None or cache.get_max_length() < length:
+        cache = StaticCache(config=model.config, max_cache_len=length)
+        if any(layer.is_sliding for layer in cache.layers):
+            raise ValueError(f"cache=static is not supported for {type(model).__name__}, whose sliding-window layers "
+                             "keep a rolling buffer that cannot be rolled back by position; use cache=dynamic.")
+        _STATIC[model][role] = cache
+    cache.reset()
+    return cache
+
+
+def check_cache(cache: str, use_cache: bool) -> None:
+    if cache not in CACHES:
+        raise ValueError(f"cache={cache!r} is invalid; it must be one of {', '.join(CACHES)}.")
+    if cache == "static" and not use_cache:
+        raise ValueError("cache=static needs use_cache=True: a static cache is a KV cache.")
+
+
 @dataclass
 class Runner:
-    """A model with its KV cache (None when caching is off), timed by the call's clock."""
+    """A model with its KV cache (None when caching is off), timed by the call's clock.
+
+    A DynamicCache grows with each forward and a rejection crops it. A StaticCache (`static`) is preallocated: each
+    forward writes at the runner's `length` (passed as cache_position), and a rejection only moves `length` back;
+    the rejected entries stay behind it, masked by causality (they sit after every query's position) until the next
+    forward overwrites them. No copy, no crop, and the tensors keep their addresses, as compiled graphs need."""
 
     model: PreTrainedModel
     use_cache: bool
@@ -51,27 +83,45 @@ class Runner:
     keep_hidden: bool = False  # also keep the last hidden state of the kept positions (Medusa's heads read it)
     hidden: torch.Tensor | None = None  # [keep, H] of the last forward, for positions end - keep .. end - 1
     end: int = 0  # the sequence length the last forward read
+    static: bool = False  # `cache` is a preallocated StaticCache
+    length: int = 0  # static: the tokens it holds (a Python int, so reading it never waits for the device)
+
+    @classmethod
+    def with_cache(cls, model: PreTrainedModel, use_cache: bool, role: str, clock: Clock, cache: str, room: int,
+                   **kwargs) -> Runner:
+        """A runner whose cache is of kind `cache` ("dynamic", or "static" with room for `room` tokens)."""
+        if cache == "static":
+            return cls(model, use_cache, role, clock, cache=static_cache(model, room, role), static=True, **kwargs)
+        return cls(model, use_cache, role, clock, **kwargs)
 
     @property
     def cached(self) -> int:
         """How many leading tokens of the sequence the cache already holds."""
+        if self.static:
+            return self.length
         return self.cache.get_seq_length() if self.cache is not None else 0
 
     def forward(self, seq: torch.Tensor, keep: int, full: bool = False) -> torch.Tensor:
         """Logits of the last `keep` positions of seq: [1, L] -> [keep, V]. Feeds only what the cache lacks."""
         mark = self.clock.before()
+        start = self.cached
+        extra = {"output_hidden_states": True} if self.keep_hidden else {}
+        if self.static:
+            extra["cache_position"] = torch.arange(start, seq.shape[1], device=seq.device)
         out = self.model(
-            input_ids=seq[:, self.cached :],
+            input_ids=seq[:, start:],
             past_key_values=self.cache,
             use_cache=self.use_cache,
             logits_to_keep=keep,
-            **({"output_hidden_states": True} if self.keep_hidden else {}),
+            **extra,
         )
         logits = out.logits[0, -keep:]
         if self.keep_hidden:  # transformers' last hidden state is after the final norm: the output layer's input
             self.hidden, self.end = out.hidden_states[-1][0, -keep:], seq.shape[1]
         self.clock.after(mark, self.role, self.forwards, full)
-        if self.use_cache:
+        if self.static:
+            self.length = seq.shape[1]
+        elif self.use_cache:
             self.cache = out.past_key_values
         self.forwards += 1
         return logits
@@ -84,7 +134,13 @@ class Runner:
     def rollback(self, length: int) -> None:
         """Keep the cache for the first `length` tokens only (drops rejected drafts)."""
         extra = self.cached - length
-        if extra > 0:
+        if extra <= 0:
+            return
+        if self.static:  # the next write goes to `length`; what lies beyond is masked, then overwritten
+            for layer in self.cache.layers:
+                layer.cumulative_length.fill_(length)
+            self.length = length
+        else:
             self.cache.crop(-extra)
 
 
@@ -139,14 +195,16 @@ def autoregressive(
     generator: torch.Generator | None = None,
     instrumented: bool = True,
     margins: bool = False,
+    cache: str = "dynamic",
 ) -> Generation:
     """The target alone, one token per forward. `instrumented=False`: no per-forward timing (see `timing`).
     `margins=True` (never in a timed call) also returns each step's top-1 minus top-2 logit."""
     seq = check_request(input_ids, max_new_tokens, generator=generator, device=target.device).to(target.device)
+    check_cache(cache, use_cache)
     prompt_length, eos = seq.shape[1], eos_set(eos_token_id)
     stats = DecodeStats()
     clock = Clock(seq.device, stats, instrumented)
-    runner = Runner(target, use_cache, "target", clock)
+    runner = Runner.with_cache(target, use_cache, "target", clock, cache, prompt_length + max_new_tokens + 1)
     gaps = []
     clock.start()
     for _ in range(max_new_tokens):
@@ -346,6 +404,7 @@ def speculative(
     propose: Propose = draft_tokens,
     stop_below: float = 0.0,
     instrumented: bool = True,
+    cache: str = "dynamic",
 ) -> Generation:
     """Speculative sampling: lossless, so the output has the target's distribution (greedy: its exact tokens).
 
@@ -356,13 +415,15 @@ def speculative(
     seq = check_request(input_ids, max_new_tokens, gamma, generator, target.device).to(target.device)
     check_pair(target, draft, tokenizers)
     check_stop_below(stop_below)
+    check_cache(cache, use_cache)
     prompt_length, eos, vocab = seq.shape[1], eos_set(eos_token_id), target.get_output_embeddings().out_features
     draft_vocab = draft.config.vocab_size
     check_draft_can_read(seq[0].tolist(), draft_vocab)
     stats = DecodeStats(accepted_per_position=[0] * gamma)
     clock = Clock(seq.device, stats, instrumented)
-    m_p = Runner(target, use_cache, "target", clock)
-    m_q = Runner(draft, use_cache, "draft", clock)
+    room = prompt_length + max_new_tokens + gamma + 1  # the longest a verification can make the sequence
+    m_p = Runner.with_cache(target, use_cache, "target", clock, cache, room)
+    m_q = Runner.with_cache(draft, use_cache, "draft", clock, cache, room)
     options = {"stop_below": stop_below} if stop_below else {}
 
     def proposal(prefix: torch.Tensor, lookahead: int) -> tuple[torch.Tensor, torch.Tensor | None]:

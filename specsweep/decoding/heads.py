@@ -15,7 +15,15 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel
 
-from specsweep.decoding.engine import Runner, cache_bytes, cache_kind, check_request, decode_rounds, eos_set
+from specsweep.decoding.engine import (
+    Runner,
+    cache_bytes,
+    cache_kind,
+    check_cache,
+    check_request,
+    decode_rounds,
+    eos_set,
+)
 from specsweep.decoding.methods import method
 from specsweep.decoding.sampling import Sampling, choose
 from specsweep.decoding.stats import DecodeStats, Generation
@@ -52,9 +60,11 @@ def medusa(
     eos_token_id: int | list[int] | None = None,
     generator: torch.Generator | None = None,
     instrumented: bool = True,
+    cache: str = "dynamic",
 ) -> Generation:
     """The target with Medusa heads: gamma <= K proposals a round from the heads, verified losslessly."""
     seq = check_request(input_ids, max_new_tokens, gamma, generator, target.device).to(target.device)
+    check_cache(cache, use_cache)
     count = heads.config.heads
     if gamma > count:
         raise ValueError(f"gamma={gamma} is more than the {count} Medusa heads of this target, which propose one "
@@ -66,7 +76,8 @@ def medusa(
     prompt_length = seq.shape[1]
     stats = DecodeStats(accepted_per_position=[0] * gamma)
     clock = Clock(seq.device, stats, instrumented)
-    m_p = Runner(target, use_cache, "target", clock, keep_hidden=True)
+    m_p = Runner.with_cache(target, use_cache, "target", clock, cache, prompt_length + max_new_tokens + gamma + 1,
+                            keep_hidden=True)
     rounds = iter(range(1, max_new_tokens + 1))  # the heads' call index (never 0: they read no prompt)
 
     def proposal(prefix: torch.Tensor, lookahead: int) -> tuple[torch.Tensor, torch.Tensor | None]:
