@@ -152,12 +152,15 @@ def test_a_job_keeps_only_the_models_it_needs(micro_env, tmp_path):
     assert sorted(Path(key[0]).name for key in families.HELD) == ["37K", "target"]
 
 
-@pytest.mark.parametrize("method", ["speculative", "medusa"])
-def test_a_static_cache_cell_decodes_into_static_caches_baseline_included(micro_env, tmp_path, method):
+COMPILED = ["optimization.compile=true", "optimization.compile_backend=eager"]
+
+
+@pytest.mark.parametrize("method,more", [("speculative", []), ("medusa", []), ("speculative", COMPILED)])
+def test_a_static_cache_cell_decodes_into_static_caches_baseline_included(micro_env, tmp_path, method, more):
     result = job.run(compose_config(FAST + [f"method={method}", "gamma=2", "optimization.cache=static",
-                                            "bench.reference=true"], tmp_path))
+                                            "bench.reference=true", *more], tmp_path))
     assert result["metrics"]["exact_match"] == 1.0
     assert result["applied"]["target"]["kv_cache"] == "StaticCache"
-    assert result["cell"]["setting"] == "cache=static"
+    assert result["cell"]["setting"].startswith("cache=static")
     # Preallocated for the longest sequence: the recorded bytes are the whole buffer, not the tokens written.
     assert result["memory"]["target"]["kv_cache_bytes"] > 0

@@ -271,3 +271,25 @@ def test_auto_dtype_on_cuda_is_the_checkpoints_half_precision(saved):
     assert switches.auto_dtype(config, cuda) == fallback
     model = families.load_model(saved["target"], None, False, "cuda", switches.Setting())
     assert switches.applied(model)["dtype"] == fallback
+
+
+def test_a_static_cache_compiles_a_few_fixed_shapes_whatever_the_prompts(saved, prompts):
+    """cache=static with compile: the prefill runs uncompiled and every verification is padded to γ + 1, so the
+    graphs are the draft's one- and two-token steps, the verification and the autoregressive step, however many
+    prompts of whatever lengths follow; the output stays the target's."""
+    from torch._dynamo.utils import counters
+
+    plain = load(saved["target"]), load(saved["draft"])
+    target, draft = (load(saved[role], compile=True, compile_backend="eager", fixed_shapes=True)
+                     for role in ("target", "draft"))
+    torch._dynamo.reset()
+    counters.clear()
+    graphs = []
+    for _ in range(2):  # the second pass meets no shape the first did not
+        for prompt in prompts[:8]:  # 8 prompt lengths between 1 and 23
+            expected = autoregressive(plain[0], prompt, max_new_tokens=MAX_NEW).tokens.tolist()
+            out = speculative(target, draft, prompt, gamma=3, max_new_tokens=MAX_NEW, cache="static")
+            assert out.tokens.tolist() == expected
+            assert autoregressive(target, prompt, max_new_tokens=MAX_NEW, cache="static").tokens.tolist() == expected
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[0] == graphs[1] <= 6, graphs

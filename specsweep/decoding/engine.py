@@ -85,13 +85,16 @@ class Runner:
     end: int = 0  # the sequence length the last forward read
     static: bool = False  # `cache` is a preallocated StaticCache
     length: int = 0  # static: the tokens it holds (a Python int, so reading it never waits for the device)
+    fixed_shapes: bool = False  # static, and the model compiled: prefill eagerly, pad verifications to γ + 1
 
     @classmethod
     def with_cache(cls, model: PreTrainedModel, use_cache: bool, role: str, clock: Clock, cache: str, room: int,
                    **kwargs) -> Runner:
         """A runner whose cache is of kind `cache` ("dynamic", or "static" with room for `room` tokens)."""
         if cache == "static":
-            return cls(model, use_cache, role, clock, cache=static_cache(model, room, role), static=True, **kwargs)
+            compiled = getattr(model, "_compiled_call_impl", None) is not None
+            return cls(model, use_cache, role, clock, cache=static_cache(model, room, role), static=True,
+                       fixed_shapes=compiled, **kwargs)
         return cls(model, use_cache, role, clock, **kwargs)
 
     @property
@@ -108,16 +111,24 @@ class Runner:
         extra = {"output_hidden_states": True} if self.keep_hidden else {}
         if self.static:
             extra["cache_position"] = torch.arange(start, seq.shape[1], device=seq.device)
-        out = self.model(
-            input_ids=seq[:, start:],
+        # A graph compiled for fixed shapes would meet every prompt length once: the prefill runs uncompiled.
+        call = self.model.forward if self.fixed_shapes and start == 0 else self.model
+        fed = seq[:, start:]
+        if self.fixed_shapes:  # a view's stride is the whole sequence's length: a guard every step would fail
+            fed = fed.clone(memory_format=torch.contiguous_format)
+        out = call(
+            input_ids=fed,
             past_key_values=self.cache,
             use_cache=self.use_cache,
             logits_to_keep=keep,
             **extra,
         )
         logits = out.logits[0, -keep:]
+        hidden = out.hidden_states[-1][0, -keep:] if self.keep_hidden else None
+        if self.fixed_shapes:  # CUDA graphs reuse their output buffers at the next replay
+            logits, hidden = logits.clone(), None if hidden is None else hidden.clone()
         if self.keep_hidden:  # transformers' last hidden state is after the final norm: the output layer's input
-            self.hidden, self.end = out.hidden_states[-1][0, -keep:], seq.shape[1]
+            self.hidden, self.end = hidden, seq.shape[1]
         self.clock.after(mark, self.role, self.forwards, full)
         if self.static:
             self.length = seq.shape[1]
@@ -286,10 +297,18 @@ Propose = Callable[["Runner", torch.Tensor, int, Sampling, int, set[int], torch.
                    tuple[torch.Tensor, torch.Tensor | None]]
 
 
-def verify(target: Runner, seq: torch.Tensor, drafts: torch.Tensor, full: bool) -> torch.Tensor:
-    """M_p on the sequence plus the drafts, in one forward. seq: [1, L], drafts: [k] -> logits [k+1, V]."""
-    candidate = torch.cat([seq, drafts[None]], dim=1)
-    return target.forward(candidate, keep=drafts.numel() + 1, full=full)
+def verify(target: Runner, seq: torch.Tensor, drafts: torch.Tensor, full: bool, pad_to: int | None = None
+           ) -> torch.Tensor:
+    """M_p on the sequence plus the drafts, in one forward. seq: [1, L], drafts: [k] -> logits [k+1, V].
+
+    `pad_to` (a forward compiled for fixed shapes): fewer than pad_to drafts are padded with copies of the last token,
+    so every verification has the one shape γ + 1; the padding's logits are dropped, and its cache entries lie past
+    what the round keeps, so the rollback leaves them behind."""
+    k = drafts.numel()
+    padding = seq.new_empty(0) if pad_to is None or k >= pad_to else \
+        torch.cat([seq[0, -1:], drafts])[-1:].repeat(pad_to - k)
+    candidate = torch.cat([seq, drafts[None], padding[None]], dim=1)
+    return target.forward(candidate, keep=k + 1 + padding.numel(), full=full)[: k + 1]
 
 
 def accept(
@@ -365,7 +384,8 @@ def decode_rounds(m_p: Runner, seq: torch.Tensor, propose: Proposal, *, gamma: i
         lookahead = min(gamma, remaining - 1)  # the bonus token must not overshoot max_new_tokens
         drafts, q = propose(seq, lookahead)
         k = drafts.numel()
-        n, next_token = accept(drafts, q, verify(m_p, seq, drafts, full=k == gamma), sampling, generator)
+        logits = verify(m_p, seq, drafts, full=k == gamma, pad_to=gamma if m_p.fixed_shapes else None)
+        n, next_token = accept(drafts, q, logits, sampling, generator)
         if eos:  # the round's drafts end at the first EOS: what the draft proposed after it is not counted
             k = len(_cut_at_eos(drafts.tolist(), eos))
             n = min(n, k)

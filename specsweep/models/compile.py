@@ -5,13 +5,24 @@ from __future__ import annotations
 import torch
 
 
-def compile_forward(model: torch.nn.Module, backend: str) -> None:
-    """Compile the model's forward in place (lazily: compilation happens on first use, in the warm-up)."""
+def compile_forward(model: torch.nn.Module, backend: str, fixed_shapes: bool = False) -> None:
+    """Compile the model's forward in place (lazily: compilation happens on first use, in the warm-up).
+
+    `fixed_shapes` (a static cache): one graph per input shape, as gpt-fast compiles its decode step; our loops then
+    meet only a few (the one- or two-token draft step, the (γ + 1)-token verification, padded to γ + 1 even when fewer
+    drafts were proposed) and run the prefill uncompiled. On CUDA inductor also captures CUDA graphs
+    ("reduce-overhead"), which a static cache's fixed addresses allow. Otherwise shapes are dynamic, over a growing
+    cache."""
     # Target and draft share transformers' forward code object, and each (model, input shape class, cache state)
     # is its own graph: the default limit of 8 would silently fall back to eager after a few.
     limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
     setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))  # renamed in torch 2.6
-    model.compile(backend=backend, dynamic=True)
+    if not fixed_shapes:
+        model.compile(backend=backend, dynamic=True)
+        return
+    cuda = next(model.parameters()).device.type == "cuda"
+    model.compile(backend=backend, dynamic=False, **({"mode": "reduce-overhead"} if cuda and backend == "inductor"
+                                                     else {}))
 
 
 class Compilation:

@@ -40,6 +40,7 @@ class Setting:
     quantization: str = "none"
     compile: bool = False
     compile_backend: str = "inductor"
+    fixed_shapes: bool = False  # compiled for a static cache: one graph per input shape, not a dynamic one
 
 
 def canonicalize(opt: OptimizationConfig) -> None:
@@ -56,8 +57,11 @@ def settings(opt: OptimizationConfig) -> dict[str, Setting]:
     if unknown:
         raise ConfigError(f"optimization.draft overrides {', '.join(unknown)}, which it cannot; it may override "
                           f"{', '.join(PER_MODEL)}.")
-    target = Setting(**{key: getattr(opt, key) for key in PER_MODEL})
-    return {"target": target, "draft": replace(target, **opt.draft)}
+    # A static cache gives every decode step the same shapes, so a compiled forward can be specialised to them.
+    static = opt.cache == "static"
+    target = Setting(**{key: getattr(opt, key) for key in PER_MODEL}, fixed_shapes=opt.compile and static)
+    draft = replace(target, **opt.draft)
+    return {"target": target, "draft": replace(draft, fixed_shapes=draft.compile and static)}
 
 
 def check(roles: dict[str, Setting], device: torch.device) -> None:
@@ -162,7 +166,7 @@ def prepare(model: torch.nn.Module, setting: Setting) -> torch.nn.Module:
     if setting.quantization == "int8-dynamic":
         quantize_int8_dynamic(model)
     if setting.compile:
-        compile_forward(model, setting.compile_backend)
+        compile_forward(model, setting.compile_backend, setting.fixed_shapes)
     verify(model, setting)
     return model
 
