@@ -1,9 +1,11 @@
 """Benchmark the decoding engine: methods on the same target and prompts, interleaved, with spread.
 
-    python -m specsweep.bench [--target DIR --draft DIR] [--gamma 3] [--prompts 8] [--max-new-tokens 64]
+    python -m specsweep.bench [--target DIR --draft DIR] [--gamma 3] [--prompts 8] [--max-new-tokens 64] [--fast]
     python -m specsweep.bench --family DIR [--gammas 1,3,5]
 
-The first form compares autoregressive, speculative and assisted decoding at one gamma. The second probes a
+The first form compares autoregressive, speculative and assisted decoding at one gamma; `--fast` adds both of ours
+on the fast path (a static KV cache and forwards compiled for fixed shapes, `--compile-backend`, inductor by
+default: minutes of compilation on a CPU, in the warm-up, which then runs every prompt). The second probes a
 built family (`python -m specsweep.models.embedded build`): speculative decoding with every draft at every gamma,
 on prompts cut from the held-out standard-library files.
 
@@ -34,6 +36,7 @@ from specsweep.data.corpus import read_texts, stdlib_files
 from specsweep.decoding import DecodeStats, Generation, assisted, autoregressive, derive, speculative
 from specsweep.decoding.measure import interleave, warm_up
 from specsweep.models import embedded
+from specsweep.models.compile import compile_forward
 
 
 def synthetic_pair(layers: int = 16, hidden: int = 128, vocab: int = 512, draft_layers: int = 1,
@@ -74,11 +77,13 @@ def spread(values: list[float]) -> str:
     return record.spread_text(statistics.median(values), min(values), max(values), unit="")
 
 
-def measure(methods: dict[str, Callable[[torch.Tensor], Generation]], prompts: list[torch.Tensor], repeats: int
-            ) -> tuple[dict[str, list[float]], dict[str, DecodeStats], bool]:
-    """Tokens/s of each method per repeat, their summed stats, and whether all outputs were identical."""
+def measure(methods: dict[str, Callable[[torch.Tensor], Generation]], prompts: list[torch.Tensor], repeats: int,
+            warm_every_prompt: bool = False) -> tuple[dict[str, list[float]], dict[str, DecodeStats], bool]:
+    """Tokens/s of each method per repeat, their summed stats, and whether all outputs were identical.
+    `warm_every_prompt`: compiled forwards meet their shapes on whichever prompt first needs them."""
     calls = {name: (lambda prompt, _, run=run: run(prompt)) for name, run in methods.items()}
-    warm_up(calls, prompts[0], times=1)
+    for prompt in prompts if warm_every_prompt else prompts[:1]:
+        warm_up(calls, prompt, times=1)
     stats = {name: [DecodeStats() for _ in range(repeats)] for name in methods}  # per method, per repeat
     identical = True
     for repeat, _, outputs in interleave(calls, prompts, repeats):
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--fast", action="store_true", help="also time ours with a static cache, compiled")
+    parser.add_argument("--compile-backend", default="inductor", help="with --fast")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -168,18 +175,31 @@ def main(argv: list[str] | None = None) -> dict:
             "assisted": lambda p: assisted(target, assistant, p, gamma=args.gamma, max_new_tokens=new),
         }
         gammas = {"speculative": args.gamma, "assisted": args.gamma}
+        if args.fast:  # copies compiled for fixed shapes, so the rows above keep the eager forwards
+            fast_target, fast_draft = copy.deepcopy(target), copy.deepcopy(draft)
+            for model in (fast_target, fast_draft):
+                compile_forward(model, args.compile_backend, fixed_shapes=True)
+            methods |= {
+                "autoregressive fast": lambda p: autoregressive(fast_target, p, max_new_tokens=new, cache="static"),
+                "speculative fast": lambda p: speculative(fast_target, fast_draft, p, gamma=args.gamma,
+                                                          max_new_tokens=new, cache="static"),
+            }
+            gammas["speculative fast"] = args.gamma
         params = [sum(p.numel() for p in m.parameters()) / 1e6 for m in (target, draft)]
         header = f"target {params[0]:.1f}M params, draft {params[1]:.1f}M, gamma={args.gamma}"
     prompts = [p.to(args.device) for p in prompts]
 
     print(f"{header}; {len(prompts)} prompts x {new} new tokens, {args.repeats} repeats, "
           f"device {args.device}, {torch.get_num_threads()} threads")
-    per_repeat, totals, identical = measure(methods, prompts, args.repeats)
+    per_repeat, totals, identical = measure(methods, prompts, args.repeats, warm_every_prompt=args.fast)
     results = report(per_repeat, totals, gammas)
-    if "assisted" in per_repeat:
-        ratio = [s / a for s, a in zip(per_repeat["speculative"], per_repeat["assisted"], strict=True)]
-        print(f"speculative / assisted: {spread(ratio)}")
-        results["speculative_over_assisted"] = ratio
+    ratios = [("speculative", "assisted"), ("speculative fast", "assisted"), ("autoregressive fast", "autoregressive"),
+              ("speculative fast", "autoregressive fast")]
+    for mine, theirs in ratios:
+        if mine in per_repeat and theirs in per_repeat:
+            ratio = [m / t for m, t in zip(per_repeat[mine], per_repeat[theirs], strict=True)]
+            print(f"{mine} / {theirs}: {spread(ratio)}")
+            results[f"{mine.replace(' ', '_')}_over_{theirs.replace(' ', '_')}"] = ratio
     print(f"greedy outputs identical across methods: {identical}")
     results["greedy_outputs_identical"] = identical
     return results

@@ -21,6 +21,16 @@ def test_bench_compares_the_three_methods(capsys):
     assert "speculative / assisted" in printed and "S_v" in printed
 
 
+def test_bench_adds_the_fast_path_and_its_ratios(capsys):
+    results = main(["--layers", "3", "--hidden", "64", "--vocab", "128", "--prompts", "2", "--prompt-length", "8",
+                    "--max-new-tokens", "12", "--repeats", "1", "--fast", "--compile-backend", "eager"])
+    assert results["greedy_outputs_identical"] is True  # the fast path says what the others say
+    for name in ("speculative_fast_over_assisted", "autoregressive_fast_over_autoregressive",
+                 "speculative_fast_over_autoregressive_fast"):
+        assert len(results[name]) == 1
+    assert "speculative fast / assisted" in capsys.readouterr().out
+
+
 def test_bench_probes_a_family(tmp_path, capsys):
     family = embedded.build(embedded.MICRO, tmp_path)
     results = main(["--family", str(family), "--gammas", "1,2", "--prompts", "2", "--prompt-length", "16",
