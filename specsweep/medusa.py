@@ -14,18 +14,18 @@ most 65,536 tokens) is held out to report each head's top-1 agreement with the t
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from specsweep.data.prompts import LOCAL_FORMATS, training_texts
+from specsweep.data.prompts import LOCAL_FORMATS, training_documents, training_texts
 from specsweep.errors import ConfigError, first_line
-from specsweep.models.medusa import MedusaHeads, acceptance_preview, train
+from specsweep.models import embedded
+from specsweep.models.medusa import acceptance_preview, train
+from specsweep.models.store import out_problem, save_atomically
 
 HELDOUT = 20  # one token in this many, at the end of the stream, is held out for the agreement report
 HELDOUT_MAX = 1 << 16  # a standard error under 0.2% on an agreement; 5% of a large dataset would outlast training
@@ -80,10 +80,9 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.data != "stdlib" and not data.exists() and looks_like_path(args.data):
         parser.error(f"--data={args.data} does not exist; it must be \"stdlib\", a text or "
                      ".jsonl/.json/.csv/.parquet file, a dataset directory or a hub dataset id.")
-    out = Path(args.out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
-        parser.error(f"--out={args.out} exists and is not empty; it must be a new or empty directory, or add --force "
-                     "to replace it.")
+    problem = out_problem(Path(args.out).expanduser(), args.force)
+    if problem:
+        parser.error(problem)
     if args.device != "auto":
         try:
             torch.device(args.device)
@@ -95,32 +94,6 @@ def device_of(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def token_stream(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> torch.Tensor:
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    # The eos between texts: the target saw documents end that way, so its hidden states there are in-distribution.
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    return torch.tensor([t for doc in ids for t in [*doc, *eos]], dtype=torch.long)
-
-
-def save(heads: MedusaHeads, out: Path, force: bool) -> None:
-    """Into a temporary sibling, then a rename: `out` holds complete heads or nothing new."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        heads.save_pretrained(staging)
-        if out.exists():
-            if not (force or (out.is_dir() and not any(out.iterdir()))):  # appeared while we trained
-                raise ConfigError(f"--out={out} was filled by someone else while training; the heads are not saved.")
-            if out.is_dir():
-                shutil.rmtree(out)
-            else:
-                out.unlink()
-        os.rename(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,13 +114,12 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(positions, int) and args.seq_len > positions:
             raise ConfigError(f"--seq-len={args.seq_len} is longer than the target's context; it must be at most its "
                               f"max_position_embeddings={positions}.")
-        tokenizer.model_max_length = sys.maxsize  # the stream is cut into --seq-len windows; silence the length warning
         try:
             texts = training_texts(args.data, args.field, args.split)
         except ConfigError as error:  # its sentence names the dataset config; here the options are flags
             flags = str(error).replace("dataset.path=", "--data=").replace("dataset.split=", "--split=")
             raise ConfigError(flags) from None
-        stream = token_stream(tokenizer, texts)
+        stream = embedded.stream(training_documents(tokenizer, texts))
         least = args.seq_len + args.heads + 1
         if len(stream) < least:
             raise ConfigError(f"--data={args.data} gives only {len(stream)} tokens; with --seq-len={args.seq_len} and "
@@ -161,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds = time.perf_counter() - start
         agreement = acceptance_preview(heads, target, heldout, seq_len=args.seq_len, batch_size=args.batch_size)
         out = Path(args.out).expanduser()
-        save(heads, out, args.force)
+        save_atomically(out, [heads], args.force)
     except ConfigError as error:
         parser.error(str(error))
     print(f"trained {args.heads} heads on {len(fitted)} tokens in {args.steps} steps ({seconds:.0f} s)")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from specsweep.errors import ConfigError, first_line
+from specsweep.models.store import out_problem, save_atomically
 
 PROG = "python -m specsweep.ngram"
 
@@ -102,34 +102,6 @@ def _texts(parser: _Parser, source: str, field: str, split: str) -> list[str]:
     return texts
 
 
-def _prepare_out(parser: _Parser, out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out={str(out)!r} is a file; it must be a directory that does not exist or is empty.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        parser.error(f"--out={str(out)!r} exists and is not empty; pass --force to replace it, or name a new "
-                     "directory.")
-
-
-def _save_atomically(model: Any, tokenizer: Any, out: Path) -> None:
-    """Model and tokenizer written into a sibling directory, then renamed to `out`: it appears whole or not at all."""
-    staging = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        if out.exists():
-            # rename() replaces an empty directory only: move the old one aside first (--force).
-            old = out.with_name(f"{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
 def vocab_size(tokenizer: Any) -> int:
     """Rows a model over this tokenizer needs: its length, or its highest id + 1 where ids have gaps."""
     return max(len(tokenizer), max(tokenizer.get_vocab().values(), default=-1) + 1)
@@ -143,22 +115,25 @@ def main(argv: list[str] | None = None) -> None:
                     lambda k: math.isfinite(k) and k > 0)
     top_k = _number(parser, "--top-k", args.top_k, int, "an integer >= 1", lambda k: k >= 1)
     out = Path(args.out).expanduser()
-    _prepare_out(parser, out, args.force)
+    problem = out_problem(out, args.force)
+    if problem:
+        parser.error(problem)
     tokenizer = _tokenizer(parser, args.tokenizer)
     texts = _texts(parser, args.text, args.field, args.split)
 
+    from specsweep.data.prompts import training_documents
     from specsweep.models.ngram import describe, fit  # torch and transformers: after the arguments are checked
 
     start = time.perf_counter()
-    eos = tokenizer.eos_token_id
-    ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-    documents = [[*doc, eos] if eos is not None else doc for doc in ids]
-    model = fit(documents, vocab_size(tokenizer), order, add_k=add_k, top_k=top_k,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
+    documents = training_documents(tokenizer, texts)
+    model = fit(documents, vocab_size(tokenizer), order, add_k=add_k, top_k=top_k, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     seconds = time.perf_counter() - start
     tokens = sum(len(doc) for doc in documents)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _save_atomically(model, tokenizer, out)
+    try:
+        save_atomically(out, [model, tokenizer], args.force)
+    except ConfigError as error:
+        parser.error(str(error))
     print(f"{describe(model)}; fitted on {tokens} tokens of {len(documents)} documents in {seconds:.1f} s")
     print(f"saved to {out}")
 

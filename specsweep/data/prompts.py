@@ -393,6 +393,14 @@ def training_texts(source: str, field: str = "text", split: str = "train") -> li
     return [str(text) for text in table[field]]
 
 
+def training_documents(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """Each text's token ids, ending in the tokenizer's EOS where it has one: the documents a draft is fitted on
+    (n-grams count within them; a target saw its documents end that way). Long texts are fine: no length warning."""
+    ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    eos = [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
+    return [[*doc, *eos] for doc in ids]
+
+
 @dataclass(frozen=True)
 class TextSource:
     """The fields of a dataset config that `hub_table` reads, for a corpus named on a command line."""

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
 from specsweep.data.corpus import corpus_digest, read_texts, stdlib_files
+from specsweep.data.prompts import training_documents
 from specsweep.models import medusa, ngram
 from specsweep.record import count_label
 
@@ -276,10 +277,9 @@ def seal(out: Path, manifest: dict) -> None:
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
-def training_tokens(texts: list[str], tokenizer: PreTrainedTokenizerFast) -> list[list[int]]:
-    """Each training file's tokens, ending in EOS (documents are the units the n-grams count within)."""
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return [[*doc, tokenizer.eos_token_id] for doc in ids]
+def stream(documents: list[list[int]]) -> torch.Tensor:
+    """The documents' tokens, one after another: [N]."""
+    return torch.tensor([t for doc in documents for t in doc], dtype=torch.long)
 
 
 def _build_into(out: Path, recipe: Recipe) -> None:
@@ -287,8 +287,8 @@ def _build_into(out: Path, recipe: Recipe) -> None:
     torch.manual_seed(recipe.seed)
     texts = read_texts(stdlib_files("train", recipe.heldout_every, recipe.max_files))
     tokenizer = train_tokenizer(texts, recipe.vocab_size)
-    documents = training_tokens(texts, tokenizer)
-    tokens = torch.tensor([t for doc in documents for t in doc], dtype=torch.long)
+    documents = training_documents(tokenizer, texts)
+    tokens = stream(documents)
 
     target = new_model(recipe.target, tokenizer)
     drafts = [new_model(shape, tokenizer) for shape in recipe.drafts]
@@ -326,13 +326,12 @@ def _train_medusa_into(out: Path, family: Path, recipe: MedusaRecipe) -> None:
     tokenizer = PreTrainedTokenizerFast.from_pretrained(family / "target")
     fields = Recipe.from_dict(built["recipe"])
     texts = read_texts(stdlib_files("train", fields.heldout_every, fields.max_files))
-    tokens = torch.tensor([t for doc in training_tokens(texts, tokenizer) for t in doc], dtype=torch.long)
+    tokens = stream(training_documents(tokenizer, texts))
     heads = medusa.train(target, tokens, recipe.heads, recipe.steps, recipe.batch_size, recipe.seq_len, recipe.lr,
                          recipe.seed, location=str(family / "target"))
     heads.save_pretrained(out)
-    held = torch.tensor([t for doc in training_tokens(read_texts(stdlib_files("heldout", fields.heldout_every,
-                                                                               fields.max_files))[:20], tokenizer)
-                         for t in doc], dtype=torch.long)
+    held = stream(training_documents(tokenizer, read_texts(stdlib_files("heldout", fields.heldout_every,
+                                                                        fields.max_files))[:20]))
     seal(out, {"recipe": dataclasses.asdict(recipe), "family": family.name, "heads": recipe.heads,
                "params": sum(p.numel() for p in heads.parameters()),
                "top1_agreement": medusa.acceptance_preview(heads, target, held),
