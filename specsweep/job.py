@@ -97,14 +97,14 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
     repeats = cell.bench.repeats
     progress = tqdm(interleave(calls, inputs, repeats, cell.spec.seed), total=repeats * len(inputs),
                     desc=cell.label, unit="prompt")
-    last: dict[str, Any] = {}  # what the method reports it ran with, in its last timed call (an adaptive schedule
-    # that carries its lookahead between calls has settled most there); caches are recorded per role in `applied`
     for _, i, outputs in progress:
         for name, generation in outputs.items():
             runs[name][i].append(generation)
-        last = {k: v for k, v in outputs[cell.method.name].settings.items() if k not in ("cache", "cache_bytes")}
         progress.set_postfix(running_figures(runs[cell.method.name]))
     progress.close()
+    # What the method reports it ran with in its last timed call (an adaptive schedule that carries its lookahead
+    # between calls has settled most there); the caches are recorded per role in `applied`.
+    last = {k: v for k, v in outputs[cell.method.name].settings.items() if k not in ("cache", "cache_bytes")}
     compile_seconds_timed = compiling.seconds() - compile_seconds
     if compile_seconds_timed > 0:
         log.warning("torch.compile compiled during the timed calls (%.1f s): raise bench.warmup so that the "

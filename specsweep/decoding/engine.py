@@ -139,8 +139,10 @@ class Runner:
 
     def hidden_at(self, position: int) -> torch.Tensor | None:
         """The last forward's hidden state at an absolute sequence position: [H] (None if it did not keep it)."""
-        offset = position - (self.end - (0 if self.hidden is None else self.hidden.shape[0]))
-        return None if self.hidden is None or not 0 <= offset < self.hidden.shape[0] else self.hidden[offset]
+        if self.hidden is None:
+            return None
+        offset = position - (self.end - self.hidden.shape[0])
+        return self.hidden[offset] if 0 <= offset < self.hidden.shape[0] else None
 
     def rollback(self, length: int) -> None:
         """Keep the cache for the first `length` tokens only (drops rejected drafts)."""
@@ -281,8 +283,13 @@ def draft_tokens(
         if stop_below and confidence(logits, token, probs) < stop_below:
             break
     if not drafts:
-        return seq.new_empty(0), (None if sampling.greedy else torch.empty(0, vocab, device=seq.device))
+        return no_drafts(seq, sampling, vocab)
     return torch.cat(drafts), (None if sampling.greedy else torch.cat(q))
+
+
+def no_drafts(seq: torch.Tensor, sampling: Sampling, vocab: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A round that proposes nothing: drafts [0], q [0, V] (None when greedy); its verification is one step."""
+    return seq.new_empty(0), (None if sampling.greedy else torch.empty(0, vocab, device=seq.device))
 
 
 def confidence(logits: torch.Tensor, token: torch.Tensor, probs: torch.Tensor | None) -> float:

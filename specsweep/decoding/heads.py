@@ -23,6 +23,7 @@ from specsweep.decoding.engine import (
     check_request,
     decode_rounds,
     eos_set,
+    no_drafts,
 )
 from specsweep.decoding.methods import method
 from specsweep.decoding.sampling import Sampling, choose
@@ -38,8 +39,7 @@ def head_tokens(heads: torch.nn.Module, m_p: Runner, seq: torch.Tensor, gamma: i
     """
     h = m_p.hidden_at(seq.shape[1] - 2)  # [H]
     if h is None or gamma == 0:
-        return seq.new_empty(0), (None if sampling.greedy else torch.empty(0, heads.config.vocab_size,
-                                                                           device=seq.device))
+        return no_drafts(seq, sampling, heads.config.vocab_size)
     mark = m_p.clock.before()
     logits = heads(h, gamma)  # [gamma, V]
     m_p.clock.after(mark, "draft", index, drafts=gamma)

@@ -21,7 +21,9 @@ from specsweep.study.tables import (
 )
 
 NGRAMS = ("unigram", "bigram")
-MEDUSA = "medusa"
+MEDUSA = "medusa"  # the method whose drafts come from heads on the target
+HEADS = "Medusa heads"
+KINDS = (*NGRAMS, "transformer", HEADS)  # the α table's order: Leviathan et al.'s, then heads on the target
 # How a cell's lookahead adapts, by the method options that make it (0, "constant" or absent: a fixed γ).
 ADAPTIVE = {"method.options.stop_below": 0.0, "method.options.schedule": "constant",
             "method.options.confidence_threshold": 0.0}
@@ -30,7 +32,7 @@ ADAPTIVE = {"method.options.stop_below": 0.0, "method.options.schedule": "consta
 def kind(draft: Any, method: Any) -> str:
     """What drafts: an n-gram table, Medusa heads, or a smaller transformer (any other named draft)."""
     if method == MEDUSA:
-        return "Medusa heads"
+        return HEADS
     name = str(draft).lower()
     return name if name in NGRAMS else "transformer"
 
@@ -54,13 +56,13 @@ def alpha_table(table: pd.DataFrame) -> pd.DataFrame:
     ours, theirs = cells[~published], cells[published]
     # A pair the paper published in two tables counts once; rows at c = 0 are its expected-speed table, not a pair.
     theirs = theirs[theirs["c"].ne(0)].drop_duplicates(["model_family", "dataset", "draft", "sampling.temperature"])
-    if not ours["kind"].isin([*NGRAMS, "Medusa heads"]).any():
+    if not ours["kind"].isin([*NGRAMS, HEADS]).any():
         return pd.DataFrame()
     rows = []
     for (family, temperature), group in ours.groupby(["model_family", "sampling.temperature"], sort=True):
         group = group.sort_values("gamma", kind="stable").drop_duplicates(["method", "draft"])
         order = {d: i for i, d in enumerate(ordered_drafts(group[group["draft"] != NO_DRAFT]))}
-        rank = [(["unigram", "bigram", "transformer", "Medusa heads"].index(k), order.get(d, 0))
+        rank = [(KINDS.index(k), order.get(d, 0))
                 for k, d in zip(group["kind"], group["draft"], strict=True)]
         group = group.assign(_rank=rank).sort_values("_rank", kind="stable")
         for _, row in group.iterrows():
@@ -75,12 +77,11 @@ def alpha_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def m_q(row: pd.Series) -> str:
-    if row["kind"] == "Medusa heads":
-        return f"Medusa heads ({params(row.get('heads_params'))})" if pd.notna(row.get("heads_params")) \
-            else "Medusa heads"
-    if row["kind"] in NGRAMS:
-        return f"{row['kind']} ({params(row.get('draft_params'))})"
-    return f"{row['draft']}"
+    """The draft as the α table names it: a transformer by its size name, an n-gram or the heads by kind and size."""
+    if row["kind"] == "transformer":
+        return str(row["draft"])
+    count = row.get("heads_params" if row["kind"] == HEADS else "draft_params")
+    return row["kind"] if pd.isna(count) else f"{row['kind']} ({params(count)})"
 
 
 def published_range(rows: pd.DataFrame) -> str:
