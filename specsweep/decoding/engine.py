@@ -20,7 +20,7 @@ import torch
 from transformers import PreTrainedModel, StaticCache
 
 from specsweep.decoding.methods import method
-from specsweep.decoding.sampling import Sampling, choose, logits_to_probs, sample
+from specsweep.decoding.sampling import Sampling, choose, logits_to_probs, race, sample
 from specsweep.decoding.stats import DecodeStats, Generation
 from specsweep.decoding.timing import Clock
 
@@ -58,6 +58,38 @@ def static_cache(model: PreTrainedModel, length: int, role: str) -> StaticCache:
     return cache
 
 
+# Where a model compiled for fixed shapes keeps its torch.compile arguments (set by specsweep.models.compile, a wing
+# this one may not import): the runner then prefills uncompiled, pads verifications, and fuses the draft's rounds.
+FIXED_SHAPES = "fixed_shape_compile"
+_FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its compiled `draft_round`
+
+
+def draft_round(model: PreTrainedModel, cache: StaticCache, tokens: torch.Tensor, noise: torch.Tensor | None,
+                gamma: int, sampling: Sampling, vocab: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """M_q's γ forwards and choices of one round as one function, compiled into one graph (gpt-fast's
+    decode_n_tokens): the host launches a round, not γ forwards, and reads nothing until it ends.
+
+    tokens: [1, 2], the sequence's last two, fed at the cache's write position; the first was often fed already,
+    and feeding it again (same token, same position) rewrites the same entry, so the first step has one shape
+    whether or not the last round's drafts were all kept. noise: [γ, V] Exp(1) draws for `race` (None when greedy).
+    -> drafts x_1..x_γ: [γ], q: [γ, V] (None when greedy)."""
+    drafts, q = [], []
+    position = cache.layers[0].cumulative_length + torch.arange(tokens.shape[1], device=tokens.device)  # [2]
+    for i in range(gamma):
+        out = model.forward(input_ids=tokens, past_key_values=cache, use_cache=True, cache_position=position,
+                            logits_to_keep=1)
+        logits = fit_vocab(out.logits[0, -1:], vocab)  # [1, V]
+        if sampling.greedy:
+            token = logits.argmax(dim=-1)  # [1]
+        else:
+            probs = logits_to_probs(logits, sampling)  # [1, V]
+            token = race(probs, noise[i : i + 1])
+            q.append(probs)
+        drafts.append(token)
+        tokens, position = token[None], position[-1:] + 1
+    return torch.cat(drafts), (torch.cat(q) if q else None)
+
+
 def check_cache(cache: str, use_cache: bool) -> None:
     if cache not in CACHES:
         raise ValueError(f"cache={cache!r} is invalid; it must be one of {', '.join(CACHES)}.")
@@ -92,7 +124,7 @@ class Runner:
                    **kwargs) -> Runner:
         """A runner whose cache is of kind `cache` ("dynamic", or "static" with room for `room` tokens)."""
         if cache == "static":
-            compiled = getattr(model, "_compiled_call_impl", None) is not None
+            compiled = getattr(model, FIXED_SHAPES, None) is not None
             return cls(model, use_cache, role, clock, cache=static_cache(model, room, role), static=True,
                        fixed_shapes=compiled, **kwargs)
         return cls(model, use_cache, role, clock, **kwargs)
@@ -136,6 +168,28 @@ class Runner:
             self.cache = out.past_key_values
         self.forwards += 1
         return logits
+
+    def draft_round(self, seq: torch.Tensor, gamma: int, sampling: Sampling, vocab: int,
+                    generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A fixed-shape draft's round: `draft_round`, compiled like the model, booked as γ draft forwards.
+        seq: [1, L >= 2] -> drafts [γ], q [γ, V] (None when greedy)."""
+        length = seq.shape[1]
+        if self.cached < length - 2:  # the first round: the prompt but its last two tokens, an uncompiled prefill
+            self.forward(seq[:, : length - 2], keep=1)
+        self.rollback(length - 2)
+        fused = _FUSED.get(self.model)
+        if fused is None:
+            fused = _FUSED[self.model] = torch.compile(draft_round, **getattr(self.model, FIXED_SHAPES))
+        noise = None if sampling.greedy else \
+            torch.empty(gamma, vocab, device=seq.device).exponential_(generator=generator)
+        mark = self.clock.before()
+        last = seq[:, -2:].clone(memory_format=torch.contiguous_format)  # a view's stride would fail a guard
+        drafts, q = fused(self.model, self.cache, last, noise, gamma, sampling, vocab)
+        drafts, q = drafts.clone(), None if q is None else q.clone()  # CUDA graphs reuse output buffers
+        self.clock.after(mark, self.role, self.forwards, drafts=gamma)
+        self.forwards += 1
+        self.length = length + gamma - 1  # x_γ is not fed: the next round's first step feeds it if it is kept
+        return drafts, q
 
     def hidden_at(self, position: int) -> torch.Tensor | None:
         """The last forward's hidden state at an absolute sequence position: [H] (None if it did not keep it)."""
@@ -271,8 +325,10 @@ def draft_tokens(
     draft forward at the last round at most, and whatever follows an accepted EOS is cut (`_cut_at_eos`).
     `stop_below` > 0: stop after a draft whose probability under M_q is below it (γ is then the maximum). The rule
     reads only the draft, so each x_i is still drawn from q_i and the test stays lossless; it costs one host read
-    per draft forward.
+    per draft forward. A draft compiled for fixed shapes drafts its round as one compiled call (`Runner.draft_round`).
     """
+    if draft.fixed_shapes and not stop_below and seq.shape[1] >= 2:
+        return draft.draft_round(seq, gamma, sampling, vocab, generator)
     drafts, q = [], []
     for _ in range(gamma):
         logits = fit_vocab(draft.forward(seq, keep=1), vocab)  # [1, V]
@@ -454,7 +510,10 @@ def speculative(
     options = {"stop_below": stop_below} if stop_below else {}
 
     def proposal(prefix: torch.Tensor, lookahead: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return propose(m_q, prefix, lookahead, sampling, vocab, eos, generator, **options)
+        # A draft compiled for fixed shapes always drafts γ (one graph); a short last round keeps what it needs.
+        drafts, q = propose(m_q, prefix, gamma if m_q.fixed_shapes else lookahead, sampling, vocab, eos, generator,
+                            **options)
+        return drafts[:lookahead], None if q is None else q[:lookahead]
 
     clock.start()
     seq = decode_rounds(m_p, seq, proposal, gamma=gamma, max_new_tokens=max_new_tokens, sampling=sampling, eos=eos,

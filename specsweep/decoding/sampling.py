@@ -57,6 +57,13 @@ def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
 
 
+def race(probs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """One token per row by the exponential race: argmax p / E with E ~ Exp(1) drawn beforehand, the same law as
+    `sample` (the first of independent exponential clocks with rates p to ring) and, with the noise an input, free
+    of a random op inside a compiled graph, as gpt-fast samples. probs: [S, V], noise: [S, V] -> tokens: [S]."""
+    return (probs / noise).argmax(dim=-1)
+
+
 def choose(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None
            ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Pick the next token of each row. logits: [S, V] -> (tokens [S], probs [S, V] or None when greedy)."""

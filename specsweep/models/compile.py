@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import torch
 
+# The attribute where a model compiled for fixed shapes keeps its torch.compile arguments. The engine reads it
+# (specsweep.decoding.engine.FIXED_SHAPES, which may not import this wing) to compile its fused draft loop alike.
+FIXED_SHAPES = "fixed_shape_compile"
+
 
 def compile_forward(model: torch.nn.Module, backend: str, fixed_shapes: bool = False) -> None:
     """Compile the model's forward in place (lazily: compilation happens on first use, in the warm-up).
 
     `fixed_shapes` (a static cache): one graph per input shape, as gpt-fast compiles its decode step; our loops then
-    meet only a few (the one- or two-token draft step, the (γ + 1)-token verification, padded to γ + 1 even when fewer
-    drafts were proposed) and run the prefill uncompiled. On CUDA inductor also captures CUDA graphs
+    meet only a few (the one-token step, the draft's fused round, the (γ + 1)-token verification, padded to γ + 1 even
+    when fewer drafts were proposed) and run the prefill uncompiled. On CUDA inductor also captures CUDA graphs
     ("reduce-overhead"), which a static cache's fixed addresses allow. Otherwise shapes are dynamic, over a growing
     cache."""
     # Target and draft share transformers' forward code object, and each (model, input shape class, cache state)
@@ -21,8 +25,10 @@ def compile_forward(model: torch.nn.Module, backend: str, fixed_shapes: bool = F
         model.compile(backend=backend, dynamic=True)
         return
     cuda = next(model.parameters()).device.type == "cuda"
-    model.compile(backend=backend, dynamic=False, **({"mode": "reduce-overhead"} if cuda and backend == "inductor"
-                                                     else {}))
+    options = {"backend": backend, "dynamic": False} | ({"mode": "reduce-overhead"} if cuda and backend == "inductor"
+                                                         else {})
+    model.compile(**options)
+    setattr(model, FIXED_SHAPES, options)
 
 
 class Compilation:
