@@ -88,9 +88,10 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
         calls = {name: peak_tracked(call, name, peaks, cell.device) for name, call in calls.items()}
     compiling = Compilation()
     # Compiled forwards get a graph per input shape and cache state, and which ones a decode meets depends on the
-    # prompt (acceptance decides the lengths): warming up on every prompt compiles what the timed calls meet.
+    # prompt (acceptance decides the lengths): warming up on every prompt compiles what the timed calls meet. The
+    # longest first, so that a static cache is sized once for the job's longest sequence.
     compiled = any(setting.compile for setting in cell.settings.values())
-    for prompt in inputs if compiled else inputs[:1]:
+    for prompt in sorted(inputs, key=lambda ids: ids.shape[-1], reverse=True) if compiled else inputs[:1]:
         warm_up(calls, prompt, cell.bench.warmup)
     compile_seconds = compiling.seconds()
     runs: Runs = {name: [[] for _ in inputs] for name in calls}

@@ -6,6 +6,8 @@ joint law, enumerated from the target alone. The same check must reject a broken
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from scipy.stats import chisquare
@@ -15,6 +17,7 @@ from specsweep.decoding import heads as decoding_heads
 from specsweep.decoding.sampling import choose, logits_to_probs, sample
 from specsweep.models import medusa as medusa_heads
 from specsweep.models import ngram
+from specsweep.models.compile import compile_forward
 from tests.helpers import perturbed, tiny_model
 
 VOCAB = 12
@@ -94,6 +97,8 @@ def total_variation(target, draft, sampling: Sampling) -> float:
 CASES = [
     pytest.param(Sampling(temperature=1.0), True, 2, id="T=1-cache-gamma2"),
     pytest.param(Sampling(temperature=1.0), "static", 2, id="T=1-static-cache-gamma2"),
+    # Compiled for fixed shapes: the draft's round is one fused graph that samples by the exponential race.
+    pytest.param(Sampling(temperature=0.8, top_k=8), "compiled", 2, id="T=0.8-topk8-static-compiled-gamma2"),
     pytest.param(Sampling(temperature=0.7, top_k=5), False, 2, id="T=0.7-topk5-nocache-gamma2"),
     pytest.param(Sampling(temperature=0.9, top_p=0.8), True, 1, id="T=0.9-topp0.8-cache-gamma1-bonus"),
 ]
@@ -105,9 +110,31 @@ def test_speculative_sampling_has_the_target_distribution(pair, sampling, use_ca
     target, draft = pair
     # Power: the draft's law is far enough from the target's that accepting and resampling both matter.
     assert 0.25 < total_variation(target, draft, sampling) < 0.75
-    cache = "static" if use_cache == "static" else "dynamic"
+    cache = "static" if use_cache in ("static", "compiled") else "dynamic"
+    if use_cache == "compiled":
+        target, draft = compiled(target), compiled(draft)
     observed = observed_joint(target, draft, sampling, bool(use_cache), gamma, SAMPLES, cache)
     assert chi_squared_p_value(observed, exact_joint(target, sampling)) > P_VALUE
+
+
+def compiled(model):
+    """A copy compiled for fixed shapes, as cache=static with compile=true prepares it (eager backend: seconds)."""
+    model = copy.deepcopy(model)
+    compile_forward(model, "eager", fixed_shapes=True)
+    return model
+
+
+def argmax_race(probs, noise):
+    """A broken fused sampler: the mode of q instead of a draw from it, while q is still reported as the law."""
+    return probs.argmax(dim=-1)
+
+
+@pytest.mark.slow
+def test_the_check_rejects_a_fused_round_that_does_not_sample_from_q(pair, monkeypatch):
+    target, draft = (compiled(model) for model in pair)
+    monkeypatch.setattr(engine, "race", argmax_race)
+    observed = observed_joint(target, draft, Sampling(temperature=1.0), True, 2, SAMPLES // 3, "static")
+    assert chi_squared_p_value(observed, exact_joint(target, Sampling(temperature=1.0))) < P_VALUE
 
 
 def always_accept(drafts, q, target_logits, sampling, generator):

@@ -45,11 +45,16 @@ CACHES = ("dynamic", "static")
 _STATIC: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+STATIC_ROOM = 256  # a static cache's room is a multiple of this many tokens
+
+
 def static_cache(model: PreTrainedModel, length: int, role: str) -> StaticCache:
-    """transformers' StaticCache for `model` in `role`, room for `length` tokens, emptied for a new call."""
+    """transformers' StaticCache for `model` in `role`, room for `length` tokens, emptied for a new call. The room is
+    rounded up to a multiple of STATIC_ROOM: a compiled graph is specialised to the cache's size, and a cache that
+    grew by a few tokens for each longer prompt would be a new set of graphs each time."""
     cache = _STATIC.setdefault(model, {}).get(role)
     if cache is None or cache.get_max_length() < length:
-        cache = StaticCache(config=model.config, max_cache_len=length)
+        cache = StaticCache(config=model.config, max_cache_len=-(-length // STATIC_ROOM) * STATIC_ROOM)
         if any(layer.is_sliding for layer in cache.layers):
             raise ValueError(f"cache=static is not supported for {type(model).__name__}, whose sliding-window layers "
                              "keep a rolling buffer that cannot be rolled back by position; use cache=dynamic.")
