@@ -15,6 +15,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from transformers import PreTrainedModel, StaticCache
@@ -64,9 +65,32 @@ def static_cache(model: PreTrainedModel, length: int, role: str) -> StaticCache:
 
 
 # Where a model compiled for fixed shapes keeps its torch.compile arguments (set by specsweep.models.compile, a wing
-# this one may not import): the runner then prefills uncompiled, pads verifications, and fuses the draft's rounds.
+# this one may not import): the runner then compiles the prefill apart, pads verifications, fuses the draft's rounds.
 FIXED_SHAPES = "fixed_shape_compile"
 _FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its compiled `draft_round`
+
+
+_PREFILL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> `prefill`, compiled for any length
+
+
+def prefill(model: PreTrainedModel, **inputs) -> object:
+    """The model's forward over a whole prompt. Its own function, so that compiled it keeps its graphs apart from
+    the fixed-shape ones of the model's own compiled call (dynamo keeps them per code object)."""
+    return model.forward(**inputs)
+
+
+def prefill_of(model: PreTrainedModel, cache: StaticCache) -> Callable:
+    """How a model compiled for fixed shapes reads a prompt: `prefill` compiled once more, for prompts of any length,
+    as gpt-fast compiles its prefill (dynamic shapes, no CUDA graphs: one would be recorded per prompt length). A
+    new cache's first prefill runs uncompiled: transformers allocates its tensors then, and marks their addresses
+    static for CUDA graphs only outside a compiled region."""
+    if not cache.is_initialized:
+        return partial(prefill, model)
+    compiled = _PREFILL.get(model)
+    if compiled is None:
+        options = getattr(model, FIXED_SHAPES)
+        compiled = _PREFILL[model] = partial(torch.compile(prefill, backend=options["backend"], dynamic=True), model)
+    return compiled
 
 
 def draft_round(model: PreTrainedModel, cache: StaticCache, tokens: torch.Tensor, noise: torch.Tensor | None,
@@ -122,7 +146,7 @@ class Runner:
     end: int = 0  # the sequence length the last forward read
     static: bool = False  # `cache` is a preallocated StaticCache
     length: int = 0  # static: the tokens it holds (a Python int, so reading it never waits for the device)
-    fixed_shapes: bool = False  # static, and the model compiled: prefill eagerly, pad verifications to γ + 1
+    fixed_shapes: bool = False  # static, and the model compiled: pad verifications to γ + 1, fuse draft rounds
 
     @classmethod
     def with_cache(cls, model: PreTrainedModel, use_cache: bool, role: str, clock: Clock, cache: str, room: int,
@@ -148,8 +172,9 @@ class Runner:
         extra = {"output_hidden_states": True} if self.keep_hidden else {}
         if self.static:
             extra["cache_position"] = torch.arange(start, seq.shape[1], device=seq.device)
-        # A graph compiled for fixed shapes would meet every prompt length once: the prefill runs uncompiled.
-        call = self.model.forward if self.fixed_shapes and start == 0 else self.model
+        # A graph compiled for fixed shapes would meet every prompt length once: the prefill has its own, over
+        # dynamic shapes.
+        call = prefill_of(self.model, self.cache) if self.fixed_shapes and start == 0 else self.model
         fed = seq[:, start:]
         if self.fixed_shapes:  # a view's stride is the whole sequence's length: a guard every step would fail
             fed = fed.clone(memory_format=torch.contiguous_format)
@@ -179,7 +204,7 @@ class Runner:
         """A fixed-shape draft's round: `draft_round`, compiled like the model, booked as γ draft forwards.
         seq: [1, L >= 2] -> drafts [γ], q [γ, V] (None when greedy)."""
         length = seq.shape[1]
-        if self.cached < length - 2:  # the first round: the prompt but its last two tokens, an uncompiled prefill
+        if self.cached < length - 2:  # the first round: the prefill reads the prompt but its last two tokens
             self.forward(seq[:, : length - 2], keep=1)
         self.rollback(length - 2)
         fused = _FUSED.get(self.model)
