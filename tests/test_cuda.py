@@ -1,6 +1,6 @@
 """The GPU path, where there is a GPU (`cuda` marker: skipped, with that reason, elsewhere): a smoke sweep on the micro
 family in float32 (exact) and bfloat16 (divergences classified), the memory block's peaks, bitsandbytes loading on a
-stand-in and compiled forwards with inductor."""
+stand-in, compiled forwards with inductor and the fast path (a static cache, forwards compiled for fixed shapes)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,13 @@ def test_bitsandbytes_loads_and_decodes(quantization, hub_cache, micro_env, tmp_
 def test_compiled_forwards_with_inductor(micro_env, tmp_path):
     result = job.run(compose_config(FAST + ["device=cuda", "optimization.compile=true", "bench.warmup=2"], tmp_path))
     assert result["metrics"]["exact_match"] == 1.0 and result["metrics"]["compile_seconds"] > 0
+
+
+@pytest.mark.parametrize("method", ["speculative", "autoregressive"])
+def test_the_fast_path_with_inductor_is_exact(micro_env, tmp_path, method):
+    """cache=static, compile=true on CUDA: fixed-shape graphs under CUDA graphs (reduce-overhead), the draft's fused
+    round and the prefill compiled over dynamic lengths, all in the warm-up; float32, so greedy output is exact."""
+    result = job.run(compose_config(FAST + ["device=cuda", f"method={method}", "gamma=3", "optimization.cache=static",
+                                            "optimization.compile=true", "optimization.dtype=float32"], tmp_path))
+    metrics = result["metrics"]
+    assert metrics["exact_match"] == 1.0 and metrics["compile_seconds"] > 0 and metrics["compile_seconds_timed"] == 0

@@ -276,9 +276,9 @@ def test_auto_dtype_on_cuda_is_the_checkpoints_half_precision(saved):
 def test_a_static_cache_compiles_a_few_fixed_shapes_whatever_the_prompts(saved, prompts):
     """cache=static with compile: every verification is padded to γ + 1 and the draft drafts each round as one fused
     graph, so the fixed-shape graphs are that round, the draft's one-token step (a one-token prompt's first round),
-    the verification and the autoregressive step; the prefill has graphs over dynamic lengths. A handful, however
-    many prompts of whatever lengths follow; the output stays the target's, and a draft that is the target accepts
-    every token."""
+    the verification and the autoregressive step (the prefill runs eagerly on a CPU). A handful, however many prompts
+    of whatever lengths follow; the output stays the target's, and a draft that is the target accepts every
+    token."""
     from torch._dynamo.utils import counters
 
     from specsweep.decoding import engine
@@ -296,7 +296,7 @@ def test_a_static_cache_compiles_a_few_fixed_shapes_whatever_the_prompts(saved, 
             assert out.tokens.tolist() == expected
             assert autoregressive(target, prompt, max_new_tokens=MAX_NEW, cache="static").tokens.tolist() == expected
         graphs.append(counters["stats"]["unique_graphs"])
-    assert graphs[0] == graphs[1] <= 8, graphs
+    assert graphs[0] == graphs[1] <= 4, graphs
     assert draft in engine._FUSED  # the rounds were drafted by the fused graph, not step by step
     same = speculative(target, target, prompts[1], gamma=3, max_new_tokens=MAX_NEW, cache="static")
     assert same.stats.rejections == 0 and same.stats.accepted == same.stats.drafted > 0

@@ -14,9 +14,9 @@ def compile_forward(model: torch.nn.Module, backend: str, fixed_shapes: bool = F
 
     `fixed_shapes` (a static cache): one graph per input shape, as gpt-fast compiles its decode step; our loops then
     meet only a few (the one-token step, the draft's fused round, the (γ + 1)-token verification, padded to γ + 1 even
-    when fewer drafts were proposed); the engine compiles the prefill apart, over dynamic lengths. On CUDA inductor
-    also captures CUDA graphs ("reduce-overhead"), which a static cache's fixed addresses allow. Otherwise shapes are
-    dynamic, over a growing cache."""
+    when fewer drafts were proposed); the engine runs the prefill apart (compiled over dynamic lengths on CUDA). On
+    CUDA inductor also captures CUDA graphs ("reduce-overhead"), which a static cache's fixed addresses allow.
+    Otherwise shapes are dynamic, over a growing cache."""
     # Target and draft share transformers' forward code object, and each (model, input shape class, cache state)
     # is its own graph: the default limit of 8 would silently fall back to eager after a few.
     limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
