@@ -6,8 +6,9 @@ positions in one forward; x_i is kept with probability min(1, p(x_i) / q(x_i)); 
 resampled from norm(max(0, p - q)); if all are kept, a bonus token comes from p at position gamma+1.
 
 One sequence at a time (batch size 1). With a KV cache, each model's cache holds every token of the
-sequence but the last; after a rejection it is rolled back with the cache class's own `crop`. Without one,
-every forward reads the whole sequence.
+sequence but the last; after a rejection a DynamicCache is cropped and a StaticCache's write position moved back
+(`Runner`). Without one, every forward reads the whole sequence. Models compiled for fixed shapes (the fast path) pad
+verifications to γ + 1 and draft each round as one compiled graph (`draft_round`).
 """
 
 from __future__ import annotations
