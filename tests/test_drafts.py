@@ -11,6 +11,7 @@ import torch
 from specsweep.decoding import Sampling, assisted, autoregressive, medusa, speculative
 from specsweep.models import medusa as medusa_heads
 from specsweep.models import ngram
+from specsweep.models.compile import compile_forward
 
 MAX_NEW = 24
 
@@ -60,6 +61,22 @@ def check_exact(decode, prompts, expected) -> tuple[int, int, int, int]:
 def test_ngram_drafts_are_exact(target, ngrams, prompts, expected, kind, use_cache, gamma):
     check_exact(lambda p: speculative(target, ngrams[kind], p, gamma=gamma, max_new_tokens=MAX_NEW,
                                       use_cache=use_cache), prompts, expected)
+
+
+def test_an_ngram_draft_on_the_fast_path_reads_the_sequence(target, ngrams, prompts, expected):
+    """cache=static with compile: the target decodes into its static cache through fixed-shape graphs; the table,
+    which keeps no KV cache, has none, and is compiled for dynamic lengths as its input grows."""
+    fast_target, bigram = copy.deepcopy(target), copy.deepcopy(ngrams["bigram"])
+    for model in (fast_target, bigram):
+        compile_forward(model, "eager", fixed_shapes=True)
+    outs = []
+
+    def decode(prompt: torch.Tensor):
+        outs.append(speculative(fast_target, bigram, prompt, gamma=3, max_new_tokens=MAX_NEW, cache="static"))
+        return outs[-1]
+
+    check_exact(decode, prompts, expected)
+    assert all(out.settings["cache"] == {"target": "StaticCache", "draft": None} for out in outs)
 
 
 def test_the_bigram_accepts_more_than_the_unigram(target, ngrams, prompts, expected):

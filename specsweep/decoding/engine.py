@@ -122,6 +122,12 @@ def draft_round(model: PreTrainedModel, cache: StaticCache, tokens: torch.Tensor
     return torch.cat(drafts), (torch.cat(q) if q else None)
 
 
+def keeps_kv_cache(model: PreTrainedModel) -> bool:
+    """Whether the model fills a KV cache, in transformers' own words: a model that builds no default cache for
+    `generate` (our n-gram tables, which read one token back; recurrent models) has none to make static."""
+    return getattr(model, "_supports_default_dynamic_cache", lambda: True)()
+
+
 def check_cache(cache: str, use_cache: bool) -> None:
     if cache not in CACHES:
         raise ValueError(f"cache={cache!r} is invalid; it must be one of {', '.join(CACHES)}.")
@@ -154,8 +160,9 @@ class Runner:
     @classmethod
     def with_cache(cls, model: PreTrainedModel, use_cache: bool, role: str, clock: Clock, cache: str, room: int,
                    **kwargs) -> Runner:
-        """A runner whose cache is of kind `cache` ("dynamic", or "static" with room for `room` tokens)."""
-        if cache == "static":
+        """A runner whose cache is of kind `cache` ("dynamic", or "static" with room for `room` tokens). A model
+        that keeps no KV cache (an n-gram draft) has no static cache to decode into: it reads the sequence."""
+        if cache == "static" and keeps_kv_cache(model):
             compiled = getattr(model, FIXED_SHAPES, None) is not None
             return cls(model, use_cache, role, clock, cache=static_cache(model, room, role), static=True,
                        fixed_shapes=compiled, **kwargs)

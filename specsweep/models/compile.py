@@ -21,7 +21,9 @@ def compile_forward(model: torch.nn.Module, backend: str, fixed_shapes: bool = F
     # is its own graph: the default limit of 8 would silently fall back to eager after a few.
     limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
     setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))  # renamed in torch 2.6
-    if not fixed_shapes:
+    # A model with no KV cache (an n-gram draft) reads the whole, growing sequence: fixed shapes would be a graph
+    # per length.
+    if not fixed_shapes or not getattr(model, "_supports_default_dynamic_cache", lambda: True)():
         model.compile(backend=backend, dynamic=True)
         return
     cuda = next(model.parameters()).device.type == "cuda"
