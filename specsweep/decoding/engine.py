@@ -47,16 +47,13 @@ CACHES = ("dynamic", "static")
 _STATIC: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-STATIC_ROOM = 256  # a static cache's room is a multiple of this many tokens
-
-
 def static_cache(model: PreTrainedModel, length: int, role: str) -> StaticCache:
-    """transformers' StaticCache for `model` in `role`, room for `length` tokens, emptied for a new call. The room is
-    rounded up to a multiple of STATIC_ROOM: a compiled graph is specialised to the cache's size, and a cache that
-    grew by a few tokens for each longer prompt would be a new set of graphs each time."""
+    """transformers' StaticCache for `model` in `role`, room for `length` tokens, emptied for a new call. A compiled
+    graph is specialised to the cache's size, so a job warms up on its longest prompt first: one size serves all.
+    (Not rounded up: every forward attends over the whole room.)"""
     cache = _STATIC.setdefault(model, {}).get(role)
     if cache is None or cache.get_max_length() < length:
-        cache = StaticCache(config=model.config, max_cache_len=-(-length // STATIC_ROOM) * STATIC_ROOM)
+        cache = StaticCache(config=model.config, max_cache_len=length)
         if any(layer.is_sliding for layer in cache.layers):
             raise ValueError(f"cache=static is not supported for {type(model).__name__}, whose sliding-window layers "
                              "keep a rolling buffer that cannot be rolled back by position; use cache=dynamic.")
@@ -211,7 +208,8 @@ class Runner:
     def draft_round(self, seq: torch.Tensor, gamma: int, sampling: Sampling, vocab: int,
                     generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A fixed-shape draft's round: `draft_round`, compiled like the model, booked as γ draft forwards.
-        seq: [1, L >= 2] -> drafts [γ], q [γ, V] (None when greedy)."""
+        seq: [1, L >= 2], all but the last two tokens in the cache or to prefill -> drafts [γ], q [γ, V] (None when
+        greedy)."""
         length = seq.shape[1]
         if self.cached < length - 2:  # the first round: the prefill reads the prompt but its last two tokens
             self.forward(seq[:, : length - 2], keep=1)
@@ -366,7 +364,9 @@ def draft_tokens(
     reads only the draft, so each x_i is still drawn from q_i and the test stays lossless; it costs one host read
     per draft forward. A draft compiled for fixed shapes drafts its round as one compiled call (`Runner.draft_round`).
     """
-    if draft.fixed_shapes and not stop_below and seq.shape[1] >= 2:
+    # The fused round re-feeds the last two tokens; a new cache is first filled by an eager prefill of the rest (see
+    # `prefill_of`), so a prompt of one or two tokens drafts its first round step by step.
+    if draft.fixed_shapes and not stop_below and (seq.shape[1] > 2 or draft.cached):
         return draft.draft_round(seq, gamma, sampling, vocab, generator)
     drafts, q = [], []
     for _ in range(gamma):
