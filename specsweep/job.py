@@ -56,6 +56,7 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None) -> record.MetricsRecord:
     if done is not None:
         return results.reuse(out, done, key, axes)
     results.start(out, key, axes)
+    results.fit_threads()
     try:
         return measure(cells.check(spec), out)
     except BaseException as error:

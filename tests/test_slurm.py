@@ -55,12 +55,13 @@ def test_a_sweep_runs_as_a_slurm_array_and_ends_in_the_study(cluster, tmp_path):
         assert slurm["node"] == os.uname().nodename
     table = pd.read_csv(tmp_path / "sweep" / aggregate.RESULTS_CSV)
     assert (table["status"] == "done").all() and table["slurm_job_id"].notna().all()
+    assert (table["threads"] == 1).all()  # the CPUs SLURM gave each task (cpus_per_task=1), not the node's
     assert (tmp_path / "sweep" / aggregate.STUDY_MD).exists()
 
 
 def test_a_cancelled_cell_is_the_only_one_that_runs_again(cluster, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    slow = ["bench.max_new_tokens=48", "bench.repeats=3", "dataset.num_samples=4"]
+    slow = ["bench.max_new_tokens=96", "bench.repeats=5", "dataset.num_samples=8"]  # long enough to be caught
     launching = subprocess.Popen(command(sweep_dir, *slow), cwd=ROOT, env=cluster, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
     try:
