@@ -366,7 +366,7 @@ def draft_tokens(
     """
     # The fused round re-feeds the last two tokens; a new cache is first filled by an eager prefill of the rest (see
     # `prefill_of`), so a prompt of one or two tokens drafts its first round step by step.
-    if draft.fixed_shapes and not stop_below and (seq.shape[1] > 2 or draft.cached):
+    if gamma and draft.fixed_shapes and not stop_below and (seq.shape[1] > 2 or draft.cached):
         return draft.draft_round(seq, gamma, sampling, vocab, generator)
     drafts, q = [], []
     for _ in range(gamma):
@@ -549,9 +549,10 @@ def speculative(
     options = {"stop_below": stop_below} if stop_below else {}
 
     def proposal(prefix: torch.Tensor, lookahead: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # A draft compiled for fixed shapes always drafts γ (one graph); a short last round keeps what it needs.
-        drafts, q = propose(m_q, prefix, gamma if m_q.fixed_shapes else lookahead, sampling, vocab, eos, generator,
-                            **options)
+        # A fused round (a draft compiled for fixed shapes) always drafts γ, one graph; a short last round keeps what
+        # it needs. A round with no budget left drafts nothing.
+        fused = m_q.fixed_shapes and not stop_below and lookahead > 0
+        drafts, q = propose(m_q, prefix, gamma if fused else lookahead, sampling, vocab, eos, generator, **options)
         return drafts[:lookahead], None if q is None else q[:lookahead]
 
     clock.start()
