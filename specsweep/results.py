@@ -97,14 +97,13 @@ def provenance(device: torch.device) -> dict[str, Any]:
     }
 
 
-def fit_threads() -> int:
+def fit_threads() -> None:
     """Use the CPUs SLURM gave this task, not every core of its node: array tasks that share a node and each run
     torch's default (all cores) oversubscribe it, and OpenMP's spinning threads then slow every task many times over
-    (two micro cells at once on this project's 2 cores: 61 s, against 5 s with one thread each). Returns the count."""
+    (two micro cells at once on this project's 2 cores: 61 s, against 5 s with one thread each)."""
     allocated = os.environ.get("SLURM_CPUS_PER_TASK", "")
     if allocated.isdigit() and 0 < int(allocated) < torch.get_num_threads():
         torch.set_num_threads(int(allocated))
-    return torch.get_num_threads()
 
 
 def _slurm() -> dict[str, str | None] | None:

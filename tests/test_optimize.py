@@ -298,6 +298,6 @@ def test_a_static_cache_compiles_a_few_fixed_shapes_whatever_the_prompts(saved, 
             assert autoregressive(target, prompt, max_new_tokens=MAX_NEW, cache="static").tokens.tolist() == expected
         graphs.append(counters["stats"]["unique_graphs"])
     assert graphs[0] == graphs[1] <= 4, graphs
-    assert draft in engine._FUSED  # the rounds were drafted by the fused graph, not step by step
+    assert engine.draft_round in engine._COMPILED[draft]  # the rounds were drafted by the fused graph, not step by step
     same = speculative(target, target, prompts[1], gamma=3, max_new_tokens=MAX_NEW, cache="static")
     assert same.stats.rejections == 0 and same.stats.accepted == same.stats.drafted > 0

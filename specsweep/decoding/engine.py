@@ -65,10 +65,16 @@ def static_cache(model: PreTrainedModel, length: int, role: str) -> StaticCache:
 # Where a model compiled for fixed shapes keeps its torch.compile arguments (set by specsweep.models.compile, a wing
 # this one may not import): the runner then compiles the prefill apart, pads verifications, fuses the draft's rounds.
 FIXED_SHAPES = "fixed_shape_compile"
-_FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its compiled `draft_round`
+# model -> {function: that function compiled for it}: the fused draft round and the prefill, compiled once a model.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-_PREFILL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> `prefill`, compiled for any length
+def compiled(model: PreTrainedModel, function: Callable, **options) -> Callable:
+    """`function` compiled with `options` for `model` (kept, so it compiles once)."""
+    per_model = _COMPILED.setdefault(model, {})
+    if function not in per_model:
+        per_model[function] = torch.compile(function, **options)
+    return per_model[function]
 
 
 def prefill(model: PreTrainedModel, **inputs) -> object:
@@ -86,11 +92,7 @@ def prefill_of(model: PreTrainedModel, cache: StaticCache) -> Callable:
     tensors then, and marks their addresses static for CUDA graphs only outside a compiled region."""
     if model.device.type != "cuda" or not cache.is_initialized:
         return partial(prefill, model)
-    compiled = _PREFILL.get(model)
-    if compiled is None:
-        options = getattr(model, FIXED_SHAPES)
-        compiled = _PREFILL[model] = partial(torch.compile(prefill, backend=options["backend"], dynamic=True), model)
-    return compiled
+    return partial(compiled(model, prefill, backend=getattr(model, FIXED_SHAPES)["backend"], dynamic=True), model)
 
 
 def draft_round(model: PreTrainedModel, cache: StaticCache, tokens: torch.Tensor, noise: torch.Tensor | None,
@@ -153,6 +155,7 @@ class Runner:
     static: bool = False  # `cache` is a preallocated StaticCache
     length: int = 0  # static: the tokens it holds (a Python int, so reading it never waits for the device)
     fixed_shapes: bool = False  # static, and the model compiled: pad verifications to γ + 1, fuse draft rounds
+    round_size: int = 0  # a draft's γ in the job: a fused round always drafts this many (one graph)
 
     @classmethod
     def with_cache(cls, model: PreTrainedModel, use_cache: bool, role: str, clock: Clock, cache: str, room: int,
@@ -205,18 +208,16 @@ class Runner:
         self.forwards += 1
         return logits
 
-    def draft_round(self, seq: torch.Tensor, gamma: int, sampling: Sampling, vocab: int,
-                    generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A fixed-shape draft's round: `draft_round`, compiled like the model, booked as γ draft forwards.
-        seq: [1, L >= 2], all but the last two tokens in the cache or to prefill -> drafts [γ], q [γ, V] (None when
-        greedy)."""
-        length = seq.shape[1]
+    def draft_round(self, seq: torch.Tensor, sampling: Sampling, vocab: int, generator: torch.Generator | None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A fixed-shape draft's round of γ = `round_size`: `draft_round`, compiled like the model, booked as γ draft
+        forwards. seq: [1, L >= 2], all but the last two tokens in the cache or to prefill -> drafts [γ], q [γ, V]
+        (None when greedy)."""
+        length, gamma = seq.shape[1], self.round_size
         if self.cached < length - 2:  # the first round: the prefill reads the prompt but its last two tokens
             self.forward(seq[:, : length - 2], keep=1)
         self.rollback(length - 2)
-        fused = _FUSED.get(self.model)
-        if fused is None:
-            fused = _FUSED[self.model] = torch.compile(draft_round, **getattr(self.model, FIXED_SHAPES))
+        fused = compiled(self.model, draft_round, **getattr(self.model, FIXED_SHAPES))
         noise = None if sampling.greedy else \
             torch.empty(gamma, vocab, device=seq.device).exponential_(generator=generator)
         mark = self.clock.before()
@@ -362,12 +363,14 @@ def draft_tokens(
     draft forward at the last round at most, and whatever follows an accepted EOS is cut (`_cut_at_eos`).
     `stop_below` > 0: stop after a draft whose probability under M_q is below it (γ is then the maximum). The rule
     reads only the draft, so each x_i is still drawn from q_i and the test stays lossless; it costs one host read
-    per draft forward. A draft compiled for fixed shapes drafts its round as one compiled call (`Runner.draft_round`).
+    per draft forward. A draft compiled for fixed shapes drafts its round as one compiled call of its job's γ
+    (`Runner.draft_round`) and keeps the first `gamma`, so a short last round needs no graph of its own.
     """
     # The fused round re-feeds the last two tokens; a new cache is first filled by an eager prefill of the rest (see
     # `prefill_of`), so a prompt of one or two tokens drafts its first round step by step.
-    if gamma and draft.fixed_shapes and not stop_below and (seq.shape[1] > 2 or draft.cached):
-        return draft.draft_round(seq, gamma, sampling, vocab, generator)
+    if gamma and draft.round_size and draft.fixed_shapes and not stop_below and (seq.shape[1] > 2 or draft.cached):
+        drafts, q = draft.draft_round(seq, sampling, vocab, generator)
+        return drafts[:gamma], None if q is None else q[:gamma]
     drafts, q = [], []
     for _ in range(gamma):
         logits = fit_vocab(draft.forward(seq, keep=1), vocab)  # [1, V]
@@ -545,15 +548,11 @@ def speculative(
     clock = Clock(seq.device, stats, instrumented)
     room = prompt_length + max_new_tokens + gamma + 1  # the longest a verification can make the sequence
     m_p = Runner.with_cache(target, use_cache, "target", clock, cache, room)
-    m_q = Runner.with_cache(draft, use_cache, "draft", clock, cache, room)
+    m_q = Runner.with_cache(draft, use_cache, "draft", clock, cache, room, round_size=gamma)
     options = {"stop_below": stop_below} if stop_below else {}
 
     def proposal(prefix: torch.Tensor, lookahead: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # A fused round (a draft compiled for fixed shapes) always drafts γ, one graph; a short last round keeps what
-        # it needs. A round with no budget left drafts nothing.
-        fused = m_q.fixed_shapes and not stop_below and lookahead > 0
-        drafts, q = propose(m_q, prefix, gamma if fused else lookahead, sampling, vocab, eos, generator, **options)
-        return drafts[:lookahead], None if q is None else q[:lookahead]
+        return propose(m_q, prefix, lookahead, sampling, vocab, eos, generator, **options)
 
     clock.start()
     seq = decode_rounds(m_p, seq, proposal, gamma=gamma, max_new_tokens=max_new_tokens, sampling=sampling, eos=eos,
