@@ -1,6 +1,6 @@
 """The sweep command:  python -m specsweep [-m] [group=choice ...] [key=value ...]
 
-A thin Hydra entry point over `specsweep.job.run`. A failing job records its failure in its status.json; in
+A thin Hydra entry point over `specsweep.app.job.run`. A failing job records its failure in its status.json; in
 a multirun the sweep goes on (unless fail_fast=true), and the end-of-sweep summary says what failed."""
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from specsweep import job, schema  # noqa: F401  (schema registers the structured configs)
+from specsweep import schema  # noqa: F401  (schema registers the structured configs)
+from specsweep.app import job
 from specsweep.errors import ConfigError
 
 log = logging.getLogger("specsweep")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN

@@ -1,5 +1,5 @@
 """Structured configs: the schema of every config group. The YAML files under conf/ fill them in, so a typo
-or a wrong type fails at composition with Hydra's own message. `specsweep.cell` turns a composed config into
+or a wrong type fails at composition with Hydra's own message. `specsweep.app.cell` turns a composed config into
 these dataclasses (`OmegaConf.to_object`) and runs the semantic checks (a draft size the family lacks, gamma
 out of range) once, before any model loads."""
 
@@ -15,7 +15,7 @@ from omegaconf import MISSING, OmegaConf
 
 from specsweep import record
 
-CONF = Path(__file__).resolve().parent.parent / "conf"  # the config tree `python -m specsweep` composes
+CONF = Path(__file__).resolve().parent / "conf"  # the config tree `python -m specsweep` composes
 
 # Top-level keys that say how a job runs, not what it measures: they are not part of a cell's identity (its
 # resume key), not axes of a study, and not in a job directory's name (conf/hydra/default.yaml reads this list

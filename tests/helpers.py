@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
@@ -18,7 +18,7 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerF
 import specsweep.schema  # noqa: F401  (registers the structured configs)
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "specsweep" / "conf"
 # One cell on the micro family in about a second.
 FAST = ["model_family=embedded_micro", "logger=none", "dataset.num_samples=2", "bench.max_new_tokens=6",
         "bench.repeats=2"]
@@ -52,7 +52,7 @@ def perturbed(model: GPTNeoXForCausalLM, scale: float, seed: int) -> GPTNeoXForC
 
 def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
     """The real config tree, composed as `python -m specsweep` would, with `output_dir` set (no Hydra run)."""
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+    with initialize_config_module(version_base="1.3", config_module="specsweep.conf"):
         cfg = compose("config", overrides=overrides)
     if output_dir is not None:
         cfg.output_dir = str(output_dir)
@@ -108,9 +108,9 @@ def save_stand_ins(home: Path) -> None:
             (snapshot.parent.parent / "refs" / "main").write_text(SNAPSHOT)
 
 
-def sweep(sweep_dir: Path, env: dict[str, str], *overrides: str, experiment: str | None = "smoke"
-          ) -> subprocess.CompletedProcess:
-    """`python -m specsweep -m experiment=smoke ...` into `sweep_dir`, in a subprocess."""
-    chosen = [f"experiment={experiment}"] if experiment else []
+def sweep(sweep_dir: Path, env: dict[str, str], *overrides: str, experiment: str | None = None,
+          debug: str | None = "smoke") -> subprocess.CompletedProcess:
+    """`python -m specsweep -m debug=smoke ...` into `sweep_dir`, in a subprocess."""
+    chosen = [f"experiment={experiment}"] if experiment else [f"debug={debug}"] if debug else []
     command = [sys.executable, "-m", "specsweep", "-m", *chosen, f"hydra.sweep.dir={sweep_dir}", *overrides]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -27,7 +27,7 @@ def test_every_hub_family_has_a_stand_in():
 
 def run_families(hub_cache: Path, env: dict[str, str], sweep_dir: Path, *overrides: str) -> list[dict]:
     done = sweep(sweep_dir, env | {"HF_HOME": str(hub_cache), "HF_HUB_OFFLINE": "1"},
-                 f"model_family={','.join(ARCHITECTURES)}", *SHORT_PROMPTS, *overrides, experiment=None)
+                 f"model_family={','.join(ARCHITECTURES)}", *SHORT_PROMPTS, *overrides, debug=None)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Traceback" not in done.stdout + done.stderr
     return [json.loads((job / record.METRICS_JSON).read_text()) for job in job_dirs(sweep_dir)]

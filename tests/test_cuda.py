@@ -9,7 +9,7 @@ import importlib.util
 import pandas as pd
 import pytest
 
-from specsweep import job
+from specsweep.app import job
 from specsweep.study import aggregate, tables
 from tests.helpers import FAST, compose_config, sweep
 

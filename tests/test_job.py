@@ -1,4 +1,4 @@
-"""One cell, run through `specsweep.job.run` on the real config tree and the micro family (no Hydra run)."""
+"""One cell, run through `specsweep.app.job.run` on the real config tree and the micro family (no Hydra run)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from specsweep import job, record
+from specsweep import record
+from specsweep.app import job
 from specsweep.errors import ConfigError
 from tests.helpers import FAST, compose_config
 

@@ -13,7 +13,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModel, GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
-from specsweep import medusa as cli
+from specsweep.cli import train_medusa as cli
 from specsweep.models import medusa
 from specsweep.models.medusa import MedusaConfig, MedusaHeads
 
@@ -140,7 +140,7 @@ def test_layering():
     tree = ast.parse(Path(medusa.__file__).read_text())
     names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    forbidden = ("hydra", "omegaconf", "specsweep.decoding", "specsweep.study", "specsweep.job", "specsweep.cell")
+    forbidden = ("hydra", "omegaconf", "specsweep.decoding", "specsweep.study", "specsweep.app")
     assert not [n for n in names if n.startswith(forbidden)], names
 
 

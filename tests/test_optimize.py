@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from specsweep import cell, job
+from specsweep.app import cell, job
 from specsweep.decoding import METHODS, autoregressive, speculative
 from specsweep.errors import ConfigError
 from specsweep.models import families, int8, switches

@@ -13,7 +13,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from specsweep import plan
+from specsweep.app import plan
 from specsweep.study import tables
 from tests.helpers import CONF, ROOT, compose_config, sweep
 

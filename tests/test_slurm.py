@@ -20,7 +20,7 @@ from tests.helpers import ROOT
 
 LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
             "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10"]
-GRID = ["experiment=smoke", "model_family=embedded_micro", "draft=16K,37K", "gamma=1,3", "logger=none"]
+GRID = ["debug=smoke", "model_family=embedded_micro", "draft=16K,37K", "gamma=1,3", "logger=none"]
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ class CheckedSweeper(BasicSweeper):
     """The same grid, batches and launcher as Hydra's basic sweeper."""
 
     def sweep(self, arguments: list[str]) -> Any:
-        from specsweep import plan  # imported here: Hydra imports every plugin module at start-up
+        from specsweep.app import plan  # imported here: Hydra imports every plugin module at start-up
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         (cells,) = self.split_arguments(parser.parse_overrides(self._parse_config() + list(arguments)), None)

@@ -1,8 +1,8 @@
 """Turn sweep directories into the study: results.csv, study.md, plots/ and report.html.
 
 Reads only the jobs' files on disk (the schema of `specsweep.record`), so it works on a sweep that crashed, was
-resumed, or ran on another machine, and it needs neither torch nor the job code. `specsweep.aggregate` is its
-command line and the end-of-sweep callback.
+resumed, or ran on another machine, and it needs neither torch nor the job code. `specsweep.cli.aggregate` is its
+command line and `specsweep.app.callbacks` its end-of-sweep callback.
 """
 
 from __future__ import annotations
@@ -271,3 +271,14 @@ def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = tables.TOLER
         print(f"\n## {heading}\n\n{tables.table_markdown(frame)}")
     print(f"\n{line}; table: {out / RESULTS_CSV}; study: {out / STUDY_MD}; report: {out / REPORT_HTML}")
     return table
+
+
+def named_published(sweep_dirs: list[Path]) -> list[Path]:
+    """The published tables the sweeps' configs name (`published`, set by an experiment file), from the config
+    Hydra saved with each sweep."""
+    named = []
+    for sweep_dir in sweep_dirs:
+        saved = sweep_dir / "multirun.yaml"
+        if saved.is_file() and (path := OmegaConf.load(saved).get("published")):
+            named.append(Path(path))
+    return list(dict.fromkeys(named))

@@ -13,7 +13,8 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from specsweep import cell, record, schema
+from specsweep import record, schema
+from specsweep.app import cell
 from specsweep.errors import ConfigError, UnknownDraft, first_line
 
 

@@ -19,9 +19,10 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from specsweep import cell as cells
-from specsweep import record, results, tracking
-from specsweep.cell import Cell
+from specsweep import record, tracking
+from specsweep.app import cell as cells
+from specsweep.app import files, provenance
+from specsweep.app.cell import Cell
 from specsweep.data import prompts, quality
 from specsweep.decoding import METHODS, DecodeStats, Generation, derive
 from specsweep.decoding.engine import divergence_margin, first_divergence
@@ -52,15 +53,15 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None) -> record.MetricsRecord:
     cell already done (an earlier run of the same sweep, or an identical cell) is not measured again."""
     spec = cells.typed(cfg)
     out, key, axes = Path(spec.output_dir), cells.key(spec), cells.axes(spec)
-    done = results.find_done(out, key, sweep_dir)
+    done = files.find_done(out, key, sweep_dir)
     if done is not None:
-        return results.reuse(out, done, key, axes)
-    results.start(out, key, axes)
-    results.fit_threads()
+        return files.reuse(out, done, key, axes)
+    files.start(out, key, axes)
+    provenance.fit_threads()
     try:
         return measure(cells.check(spec), out)
     except BaseException as error:
-        status = results.fail(out, key, axes, error)
+        status = files.fail(out, key, axes, error)
         if isinstance(error, Exception):  # not for an interrupt: the user is waiting
             tracking.log_failure(spec.logger, cells.label(axes), status, out, dataclasses.asdict(spec))
         raise
@@ -145,10 +146,10 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
         load_seconds=models.load_seconds,
         num_samples=len(examples),
         config=cell.config(),
-        provenance=results.provenance(cell.device),
+        provenance=provenance.provenance(cell.device),
     )
     metrics_record["wandb"] = tracking.log_job(cell.spec.logger, cell.label, metrics_record, samples, out)
-    results.finish(out, metrics_record, samples)
+    files.finish(out, metrics_record, samples)
     return metrics_record
 
 

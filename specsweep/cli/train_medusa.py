@@ -1,0 +1,147 @@
+"""Train Medusa-1 heads for a target model and save them in Hugging Face format.
+
+    python -m specsweep.medusa train --target <hub id or dir> --data <file or dataset> --heads K --out <dir>
+        [--steps 300] [--batch-size 8] [--seq-len 256] [--lr 1e-3] [--field text] [--split train] [--seed 0]
+        [--device auto] [--force]
+
+`--data` is "stdlib" (the standard-library files the embedded family trains on), a plain-text file, a
+.jsonl/.json/.csv/.parquet file, a dataset directory or a hub dataset id (its `--field` column). The texts are
+tokenized with the target's tokenizer, joined with its eos token into one stream; the last 5% of the stream (at
+most 65,536 tokens) is held out to report each head's top-1 agreement with the target. The heads load back with
+`AutoModel.from_pretrained(out)` once `specsweep.models.medusa` is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from specsweep.data.prompts import LOCAL_FORMATS, training_documents, training_texts
+from specsweep.errors import ConfigError, first_line
+from specsweep.models import embedded
+from specsweep.models.medusa import acceptance_preview, train
+from specsweep.models.store import out_problem, save_atomically
+
+HELDOUT = 20  # one token in this many, at the end of the stream, is held out for the agreement report
+HELDOUT_MAX = 1 << 16  # a standard error under 0.2% on an agreement; 5% of a large dataset would outlast training
+FILE_SUFFIXES = {".txt", ".text", ".md", ".rst", ".py", *LOCAL_FORMATS}
+
+
+def looks_like_path(value: str) -> bool:
+    """Whether a missing `value` was meant as a local path, not a hub id ("org/name" or "name")."""
+    return (value.startswith(("/", ".", "~")) or value.count("/") > 1 or "\\" in value
+            or Path(value).suffix.lower() in FILE_SUFFIXES)
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog="python -m specsweep.medusa", description="Train Medusa-1 decoding heads "
+                                     "on a frozen target (self-distillation).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sub = commands.add_parser("train", help="train heads and save them with save_pretrained")
+    sub.add_argument("--target", required=True, help="the target: a hub id or a model directory")
+    sub.add_argument("--data", required=True, help='"stdlib", a text or .jsonl/.json/.csv/.parquet file, a dataset '
+                                                   "directory or a hub dataset id")
+    sub.add_argument("--heads", type=int, required=True, help="K, the number of heads (head i predicts token t+1+i)")
+    sub.add_argument("--out", required=True, help="the directory to save the heads in")
+    sub.add_argument("--steps", type=int, default=300)
+    sub.add_argument("--batch-size", type=int, default=8)
+    sub.add_argument("--seq-len", type=int, default=256)
+    sub.add_argument("--lr", type=float, default=1e-3)
+    sub.add_argument("--field", default="text", help="the text column of a dataset")
+    sub.add_argument("--split", default="train", help="the split of a dataset")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--device", default="auto", help='"auto" (cuda when there is one, else cpu), cpu, cuda, cuda:1')
+    sub.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    return sub, parser.parse_args(argv)
+
+
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What can be checked before anything loads; each failure is one sentence and exit status 2."""
+    for flag, value in (("--heads", args.heads), ("--steps", args.steps), ("--batch-size", args.batch_size)):
+        if value < 1:
+            parser.error(f"{flag}={value} is invalid; it must be at least 1.")
+    if args.seq_len <= args.heads:
+        parser.error(f"--seq-len={args.seq_len} is invalid for --heads={args.heads}; it must be more than the number "
+                     "of heads.")
+    if not args.lr > 0:
+        parser.error(f"--lr={args.lr} is invalid; it must be a positive learning rate.")
+    target = Path(args.target).expanduser()
+    if target.exists() and not (target / "config.json").is_file():
+        parser.error(f"--target={args.target} has no config.json; it must be a model directory written by "
+                     "save_pretrained or a hub id.")
+    if not target.exists() and looks_like_path(args.target):
+        parser.error(f"--target={args.target} does not exist; it must be a model directory or a hub id.")
+    data = Path(args.data).expanduser()
+    if args.data != "stdlib" and not data.exists() and looks_like_path(args.data):
+        parser.error(f"--data={args.data} does not exist; it must be \"stdlib\", a text or "
+                     ".jsonl/.json/.csv/.parquet file, a dataset directory or a hub dataset id.")
+    problem = out_problem(Path(args.out).expanduser(), args.force)
+    if problem:
+        parser.error(problem)
+    if args.device != "auto":
+        try:
+            torch.device(args.device)
+        except RuntimeError:
+            parser.error(f"--device={args.device} is not a device; it must be auto, cpu, cuda or cuda:N.")
+
+
+def device_of(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser, args = parse(argv)
+    check(parser, args)
+    device = device_of(args.device)
+    try:
+        try:
+            # float32 on the CPU, where half precision is slow; the checkpoint's own dtype on an accelerator.
+            dtype = torch.float32 if device.type == "cpu" else "auto"
+            target = AutoModelForCausalLM.from_pretrained(args.target, dtype=dtype).to(device).eval()
+            tokenizer = AutoTokenizer.from_pretrained(args.target)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"--target={args.target} could not be loaded ({first_line(error)}); it must be a "
+                              "causal language model's directory or hub id, with its tokenizer.") from None
+        target.requires_grad_(False)
+        positions = getattr(target.config, "max_position_embeddings", None)
+        if isinstance(positions, int) and args.seq_len > positions:
+            raise ConfigError(f"--seq-len={args.seq_len} is longer than the target's context; it must be at most its "
+                              f"max_position_embeddings={positions}.")
+        try:
+            texts = training_texts(args.data, args.field, args.split)
+        except ConfigError as error:  # its sentence names the dataset config; here the options are flags
+            flags = str(error).replace("dataset.path=", "--data=").replace("dataset.split=", "--split=")
+            raise ConfigError(flags) from None
+        stream = embedded.stream(training_documents(tokenizer, texts))
+        least = args.seq_len + args.heads + 1
+        if len(stream) < least:
+            raise ConfigError(f"--data={args.data} gives only {len(stream)} tokens; with --seq-len={args.seq_len} and "
+                              f"--heads={args.heads} it must give at least {least}.")
+        # Keep at least a window plus a target for every head to train on; the rest of the tail is held out.
+        held = min(len(stream) // HELDOUT, HELDOUT_MAX, len(stream) - least)
+        fitted, heldout = stream[: len(stream) - held], stream[len(stream) - held :]
+        start = time.perf_counter()
+        heads = train(target, fitted, args.heads, args.steps, args.batch_size, args.seq_len, lr=args.lr,
+                      seed=args.seed, location=args.target)
+        seconds = time.perf_counter() - start
+        agreement = acceptance_preview(heads, target, heldout, seq_len=args.seq_len, batch_size=args.batch_size)
+        out = Path(args.out).expanduser()
+        save_atomically(out, [heads], args.force)
+    except ConfigError as error:
+        parser.error(str(error))
+    print(f"trained {args.heads} heads on {len(fitted)} tokens in {args.steps} steps ({seconds:.0f} s)")
+    for i, value in enumerate(agreement, start=1):
+        score = f"{value:.3f}" if value == value else "not measured (too few held-out tokens)"  # nan != nan
+        print(f"head {i} (token t+{i + 1}): top-1 agreement {score} on {len(heldout)} held-out tokens")
+    print(f"saved to {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
