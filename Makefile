@@ -22,7 +22,7 @@ chromium:
 	@command -v chromium >/dev/null || $(SUDO) apt-get install -y -qq chromium \
 		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-# The cluster test starts a private single-node SLURM from Debian's packages (tests/slurm_cluster.py).
+# The cluster test starts a private single-node SLURM from Debian's packages (tests/e2e/slurm_cluster.py).
 slurm:
 	@command -v slurmctld >/dev/null && command -v munged >/dev/null || $(SUDO) apt-get install -y -qq slurm-wlm munge \
 		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq slurm-wlm munge; }
@@ -32,7 +32,7 @@ test: install chromium slurm
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python -m specsweep.bench
+	$(BIN)/specsweep-bench
 
 # The main job: a draft x lookahead sweep on the embedded family (built on first use), then the study table.
 quickstart: install

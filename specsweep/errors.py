@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
 
 class ConfigError(ValueError):
     """Bad input: the message is one sentence naming the parameter, the bad value and what is allowed."""
@@ -36,3 +40,11 @@ def first_line(error: BaseException) -> str:
     """The first line of an error's message (libraries' messages run on), or its type when it has none."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def looks_like_path(name: str, suffixes: Iterable[str] = ()) -> bool:
+    """Whether a name that does not exist was meant as a local path, so that its error says it does not exist,
+    rather than a hub id ("name" or "org/name"): it starts with "/", "." or "~", has more than one "/", a
+    backslash or the platform's own separator, or ends in one of `suffixes` (lowercase, with the dot)."""
+    return (name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+            or os.sep != "/" and os.sep in name or Path(name).suffix.lower() in set(suffixes))

@@ -104,6 +104,14 @@ def higher_is_better() -> dict[str, bool]:
     return directions
 
 
+# --- what a loaded model carries ----------------------------------------------------------------------------
+
+# The attribute where a model compiled for fixed shapes keeps its torch.compile arguments: specsweep.models.compile
+# writes it, specsweep.decoding.runner reads it (to prefill apart, pad verifications and fuse the draft's rounds).
+# Here because neither wing may import the other.
+FIXED_SHAPES = "fixed_shape_compile"
+
+
 # --- the files ---------------------------------------------------------------------------------------------
 
 class Status(TypedDict, total=False):
@@ -208,18 +216,6 @@ def count_label(count: float) -> str:
             value = count / size
             return f"{value:.{1 if value < 10 else 0}f}".removesuffix(".0") + unit
     return str(int(count))
-
-
-def wandb_group(sweep_dir: Path) -> str:
-    """A sweep's W&B group: its directory's name and a short hash of its full path, so that sweeps of the same name
-    (outputs/multirun/<date>/<time> on two days, two checkouts) never share a group."""
-    return f"{sweep_dir.name}-{short_hash(str(sweep_dir.resolve()))}"
-
-
-def wandb_run_id(group: str, name: str) -> str:
-    """A run id that is the same for the same cell (`name`: its key, or "study") of the same group, so a job run
-    again (killed after logging, resumed, retried after failing) resumes its run instead of adding one."""
-    return short_hash(f"{group}/{name}", 16)
 
 
 def short_hash(text: str, length: int = 8) -> str:

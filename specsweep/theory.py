@@ -1,15 +1,13 @@
 """Leviathan et al. (2023), section 3: what speculative decoding should gain for a given alpha, gamma and c.
 
-`python -m specsweep.theory` prints these predictions as a Markdown table; without --alpha/--gamma it
+`specsweep-theory` (specsweep.cli.theory) prints these predictions as a Markdown table; without --alpha/--gamma it
 reproduces Leviathan et al. 2023's expected-speed table (c = c_hat = 0).
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -66,60 +64,7 @@ def table(pairs: Sequence[tuple[float, int]], cs: Sequence[float], c_hat: float 
     return pd.DataFrame(rows)
 
 
-def _checked(parser: argparse.ArgumentParser, flag: str, raw: str, convert: Callable[[str], float],
-             ok: Callable[[float], bool], allowed: str) -> float:
-    """`raw` converted, or exit through parser.error with one sentence: the flag, the value, what is allowed."""
-    try:
-        value = convert(raw)
-    except ValueError:
-        parser.error(f"{flag} got {raw!r}, but it must be {allowed}.")
-    if not ok(value):
-        parser.error(f"{flag} got {raw!r}, but it must be {allowed}.")
-    return value
+if __name__ == "__main__":  # the old path of specsweep-theory, kept working
+    import runpy
 
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m specsweep.theory",
-        description="Leviathan et al. (2023) predictions: expected tokens per target forward, factor of arithmetic "
-                    "operations, walltime speedup S and the best lookahead gamma_star in 1..7. Without --alpha and "
-                    "--gamma: Leviathan et al.'s six (alpha, gamma) pairs; otherwise every alpha x gamma x c.",
-    )
-    # Strings, not type=float/int, so a bad value gets our message saying what is allowed.
-    parser.add_argument("--alpha", nargs="+", metavar="A",
-                        help="acceptance rates in [0, 1] (default with --gamma alone: 0.6 0.7 0.8 0.9)")
-    parser.add_argument("--gamma", nargs="+", metavar="G",
-                        help="lookaheads, integers >= 1 (default with --alpha alone: 1 to 7)")
-    parser.add_argument("--c", nargs="+", metavar="C", default=["0"],
-                        help="draft/target walltime cost ratios >= 0 (default 0)")
-    parser.add_argument("--c-hat", metavar="C_HAT", default="0",
-                        help="draft/target arithmetic-operations ratio >= 0 for the operations column (default 0)")
-    args = parser.parse_args(argv)
-
-    def nonneg(value: float) -> bool:
-        return math.isfinite(value) and value >= 0
-
-    def as_int(raw: str) -> int:
-        return int(raw.strip())
-
-    cs = [_checked(parser, "--c", raw, float, nonneg, "a finite number >= 0") for raw in args.c]
-    c_hat = _checked(parser, "--c-hat", args.c_hat, float, nonneg, "a finite number >= 0")
-    if args.alpha is None and args.gamma is None:
-        pairs: Sequence[tuple[float, int]] = LEVIATHAN_PAIRS
-    else:
-        alphas = [_checked(parser, "--alpha", raw, float, lambda a: 0 <= a <= 1, "a number in [0, 1]")
-                  for raw in args.alpha] if args.alpha else sorted({a for a, _ in LEVIATHAN_PAIRS})
-        gammas = [_checked(parser, "--gamma", raw, as_int, lambda g: g >= 1, "an integer >= 1")
-                  for raw in args.gamma] if args.gamma else list(GAMMAS)
-        pairs = list(itertools.product(alphas, gammas))
-
-    df = table(pairs, cs, c_hat)
-    # alpha and c keep the precision they were given (0.593 must not print as 0.59); factors get 2 decimals.
-    floatfmt = ("g", "g", "g", ".2f", ".2f", ".2f", "g", ".2f")
-    print(f"c_hat = {c_hat:g}; operations and walltime are factors (x) over plain decoding; "
-          f"gamma_star maximises walltime over gamma {GAMMAS.start}..{GAMMAS.stop - 1}.")
-    print(df.to_markdown(index=False, floatfmt=floatfmt))
-
-
-if __name__ == "__main__":
-    main()
+    runpy.run_module("specsweep.cli.theory", run_name="__main__", alter_sys=True)

@@ -1,6 +1,9 @@
 """W&B: one run per job, grouped per sweep, with the resolved config, summary metrics and a table of samples; a
 failed job is a failed run with its error. A run's id comes from the sweep and the cell's key, so a job run again
-resumes its run. Every run is finished before the job returns, so the jobs of a multirun never share a run."""
+resumes its run. Every run is finished before the job returns, so the jobs of a multirun never share a run.
+
+The group, run id and table helpers here are also those of the study's run (`specsweep.study.dashboard`). wandb itself
+is imported only where a run is made: this module imports neither torch nor the study."""
 
 from __future__ import annotations
 
@@ -11,9 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from specsweep.record import MetricsRecord, Sample, Status, wandb_group, wandb_run_id
+from specsweep.record import MetricsRecord, Sample, Status, short_hash
 from specsweep.schema import LoggerConfig
-from specsweep.study.dashboard import wandb_table
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +86,35 @@ def _init(logger: LoggerConfig, name: str, key: str, cell: dict[str, Any], job_d
     return wandb.init(project=logger.project, entity=logger.entity, group=group, job_type=cell["method"], name=name,
                       id=wandb_run_id(group, key), resume="allow", tags=list(logger.tags), dir=job_dir,
                       mode=mode(logger.mode), config=config, reinit="create_new")
+
+
+def wandb_group(sweep_dir: Path) -> str:
+    """A sweep's W&B group: its directory's name and a short hash of its full path, so that sweeps of the same name
+    (outputs/multirun/<date>/<time> on two days, two checkouts) never share a group."""
+    return f"{sweep_dir.name}-{short_hash(str(sweep_dir.resolve()))}"
+
+
+def wandb_run_id(group: str, name: str) -> str:
+    """A run id that is the same for the same cell (`name`: its key, or "study") of the same group, so a job run
+    again (killed after logging, resumed, retried after failing) resumes its run instead of adding one."""
+    return short_hash(f"{group}/{name}", 16)
+
+
+def wandb_table(frame: pd.DataFrame) -> Any:
+    """A W&B table of `frame` that keeps numbers as numbers (NaN where missing), so the dashboard can sort and
+    plot them; only text, lists and mixed columns become strings."""
+    import wandb
+
+    columns = {}
+    for name, column in frame.items():
+        if pd.api.types.is_bool_dtype(column):
+            columns[name] = column
+        elif pd.api.types.is_numeric_dtype(column):
+            columns[name] = column.astype(float)
+        else:
+            columns[name] = column.map(lambda v: "" if none_if_nan(v) is None else str(v))
+    return wandb.Table(dataframe=pd.DataFrame(columns, index=frame.index))
+
+
+def none_if_nan(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and value != value) else value

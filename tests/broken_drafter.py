@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 
 from specsweep.decoding import method, speculative
-from specsweep.decoding.engine import Runner, fit_vocab
-from specsweep.decoding.sampling import Sampling, choose
+from specsweep.decoding.runner import Runner
+from specsweep.decoding.sampling import Sampling, choose, fit_vocab
 
 
 def from_prefix(draft: Runner, seq: torch.Tensor, gamma: int, sampling: Sampling, vocab: int, eos: set[int],

@@ -49,7 +49,7 @@ def test_embedded_size_names_match_the_recipe():
 
     for family, recipe in [("embedded", embedded.Recipe()), ("embedded_micro", embedded.MICRO)]:
         names = [embedded.size_name(embedded.new_model(s, Vocab(recipe.vocab_size))) for s in recipe.drafts]
-        assert list(compose_config([f"model_family={family}"]).model_family.drafts) == [*names, *embedded.NGRAMS]
+        assert list(compose_config([f"model_family={family}"]).model_family.drafts) == [*names, *embedded.NGRAM_ORDERS]
 
 
 @pytest.mark.parametrize("override", ["gamma=three", "bench.repeats=1.5", "sampling.temprature=1",

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from specsweep import record, schema
 from specsweep.data import prompts, quality
 from specsweep.decoding import METHODS, Method, Sampling, methods
-from specsweep.decoding.engine import CACHES
+from specsweep.decoding.runner import CACHES
 from specsweep.errors import ConfigError, UnknownDraft
 from specsweep.models import families, switches
 from specsweep.theory import GAMMAS
@@ -154,7 +154,7 @@ def check(spec: schema.Config) -> Cell:
         sampling = Sampling(**dataclasses.asdict(spec.sampling))
     except ValueError as error:
         raise ConfigError(f"sampling.{error}") from None
-    dev = device(spec.device)
+    dev = switches.device(spec.device)
     settings = check_optimization(spec.optimization, method, dev)
     prompts.validate(spec.dataset)
     quality.validate(spec.dataset)
@@ -213,16 +213,3 @@ def check_optimization(opt: schema.OptimizationConfig, method: Method, dev: torc
                               f"compile works with method=speculative or autoregressive.")
     switches.check(roles, dev)
     return roles
-
-
-def device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device={name!r} is invalid; use auto, cpu, cuda or cuda:N.") from None
-    if chosen.type == "cuda" and not (torch.cuda.is_available() and (chosen.index or 0) < torch.cuda.device_count()):
-        raise ConfigError(f"device={name} is not available on this machine ({torch.cuda.device_count()} CUDA "
-                          f"devices); use device=cpu or device=auto.")
-    return chosen

@@ -26,6 +26,7 @@ from specsweep.record import (
     write_json,
 )
 
+
 def find_done(out: Path, key: str, sweep_dir: Path | None) -> Path | None:
     """A directory holding a finished run of this cell: this job's own (a resumed sweep) or, in a sweep, a
     sibling with the same identity (a method that ignores the swept draft or gamma)."""

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from specsweep.errors import ConfigError
 from specsweep.study.aggregate import named_published, summarize
-from specsweep.study.tables import TOLERANCE
+from specsweep.study.diagnose import TOLERANCE
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Aggregate sweep directories into results.csv, study.md, plots "

@@ -1,12 +1,12 @@
 """Benchmark the decoding engine: methods on the same target and prompts, interleaved, with spread.
 
-    python -m specsweep.bench [--target DIR --draft DIR] [--gamma 3] [--prompts 8] [--max-new-tokens 64] [--fast]
-    python -m specsweep.bench --family DIR [--gammas 1,3,5]
+    specsweep-bench [--target DIR --draft DIR] [--gamma 3] [--prompts 8] [--max-new-tokens 64] [--fast]
+    specsweep-bench --family DIR [--gammas 1,3,5]
 
 The first form compares autoregressive, speculative and assisted decoding at one gamma; `--fast` adds both of ours
 on the fast path (a static KV cache and forwards compiled for fixed shapes, `--compile-backend`, inductor by
 default: minutes of compilation on a CPU, in the warm-up, which then runs every prompt). The second probes a
-built family (`python -m specsweep.models.embedded build`): speculative decoding with every draft at every gamma,
+built family (`specsweep-build-family`): speculative decoding with every draft at every gamma,
 on prompts cut from the held-out standard-library files.
 
 Methods run interleaved per prompt, in a fresh random order, after a warm-up, so machine noise hits all alike.
@@ -20,7 +20,6 @@ GPT-NeoX target and, as draft, its first layer. That measures the engine, not a 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import random
@@ -32,10 +31,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM
 
 from specsweep import record, theory
+from specsweep.cli.args import Parser, device
 from specsweep.data.corpus import read_texts, stdlib_files
 from specsweep.decoding import DecodeStats, Generation, assisted, autoregressive, derive, speculative
 from specsweep.decoding.measure import interleave, warm_up
-from specsweep.models import embedded
+from specsweep.models import embedded, store
 from specsweep.models.compile import compile_forward
 
 
@@ -119,7 +119,7 @@ def report(per_repeat: dict[str, list[float]], totals: dict[str, DecodeStats], g
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="specsweep-bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", help="a saved Hugging Face model directory or hub id")
     parser.add_argument("--draft", help="the draft model, same tokenizer as the target")
     parser.add_argument("--family", type=Path, help="a built family directory: every draft at every --gammas")
@@ -134,21 +134,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help='"auto" (cuda when there is one, else cpu), cpu, cuda, cuda:1')
     parser.add_argument("--fast", action="store_true", help="also time ours with a static cache, compiled")
     parser.add_argument("--compile-backend", default="inductor", help="with --fast")
     args = parser.parse_args(argv)
+    args.device = device(parser, "--device", args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     if bool(args.target) != bool(args.draft):
-        parser.error("--target and --draft go together")
+        parser.error("--target and --draft go together; give both, or neither for the synthetic pair.")
     new = args.max_new_tokens
 
     def load(path) -> torch.nn.Module:
         return AutoModelForCausalLM.from_pretrained(path).eval().to(args.device)
 
     if args.family:
-        manifest = json.loads((args.family / embedded.MANIFEST).read_text())
+        manifest = json.loads((args.family / store.MANIFEST).read_text())
         target = load(args.family / manifest["target"])
         prompts = heldout_prompts(embedded.Recipe.from_dict(manifest["recipe"]),
                                   AutoTokenizer.from_pretrained(args.family / manifest["target"]),

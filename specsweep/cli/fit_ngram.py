@@ -1,9 +1,9 @@
 """Fit a unigram or bigram draft model on a corpus and save it in Hugging Face format, beside its tokenizer.
 
-    python -m specsweep.ngram --tokenizer <hub id or dir> --text <file or dataset> --order 2 --out <dir>
+    specsweep-fit-ngram --tokenizer <hub id or dir> --text <file or dataset> --order 2 --out <dir>
         [--add-k 0.01] [--top-k 64] [--field text] [--split train] [--force]
 
---text is what `specsweep.data.prompts.training_texts` reads: "stdlib" (the files the embedded family trains
+--text is what `specsweep.data.training.training_texts` reads: "stdlib" (the files the embedded family trains
 on), a plain-text file (one document), or a .jsonl/.json/.csv/.parquet file, a dataset directory or a hub id whose
 --field column holds the documents. Each document is tokenized without special tokens and ends with the
 tokenizer's EOS token when it has one. A model family then names the output directory as a draft:
@@ -12,36 +12,27 @@ tokenizer's EOS token when it has one. A model family then names the output dire
 
 For example, a bigram of the embedded family's tokenizer on the standard library:
 
-    python -m specsweep.ngram --tokenizer ~/.cache/specsweep/families/embedded-<key>/target --text stdlib \\
+    specsweep-fit-ngram --tokenizer ~/.cache/specsweep/families/embedded-<key>/target --text stdlib \\
         --order 2 --out ~/drafts/stdlib-bigram
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from specsweep.errors import ConfigError, first_line
+from specsweep.cli.args import Parser, number
+from specsweep.errors import ConfigError, first_line, looks_like_path
 from specsweep.models.store import out_problem, save_atomically
 
-PROG = "python -m specsweep.ngram"
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # One line, no usage block: the message already names the option, the bad value and what is allowed.
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _parser() -> _Parser:
-    parser = _Parser(prog=PROG, description="Fit an add-k smoothed unigram or top-K bigram LM as a draft model "
-                                            "(Hugging Face format) and save it with its tokenizer.")
+def _parser() -> Parser:
+    parser = Parser(prog="specsweep-fit-ngram", description="Fit an add-k smoothed unigram or top-K bigram LM as a "
+                                                            "draft model (Hugging Face format) and save it with its "
+                                                            "tokenizer.")
     parser.add_argument("--tokenizer", required=True, help="hub id or directory of the target's tokenizer")
     parser.add_argument("--text", required=True,
                         help='"stdlib", a plain-text file, or a .jsonl/.json/.csv/.parquet file, dataset dir or hub id')
@@ -56,25 +47,11 @@ def _parser() -> _Parser:
     return parser
 
 
-def _number(parser: _Parser, option: str, raw: str, kind: type, allowed: str, ok: Callable[[Any], bool]) -> Any:
-    try:
-        value = kind(raw.strip())
-    except ValueError:
-        parser.error(f"{option}={raw!r} is invalid; it must be {allowed}.")
-    if not ok(value):
-        parser.error(f"{option}={raw!r} is invalid; it must be {allowed}.")
-    return value
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
-
-
-def _tokenizer(parser: _Parser, name: str) -> Any:
+def _tokenizer(parser: Parser, name: str) -> Any:
     from transformers import AutoTokenizer
 
     path = Path(name).expanduser()
-    if _looks_like_path(name) and not path.is_dir():
+    if looks_like_path(name) and not path.is_dir():
         parser.error(f"--tokenizer={name!r} is not a directory ({path.absolute()}); it must be a tokenizer "
                      "directory or a hub id.")
     try:
@@ -84,11 +61,11 @@ def _tokenizer(parser: _Parser, name: str) -> Any:
                      "directory or a hub id.")
 
 
-def _texts(parser: _Parser, source: str, field: str, split: str) -> list[str]:
-    from specsweep.data.prompts import training_texts
+def _texts(parser: Parser, source: str, field: str, split: str) -> list[str]:
+    from specsweep.data.training import training_texts
 
     # A name with a suffix and no "/" cannot be a hub id: report it missing here rather than as an unknown dataset.
-    named_file = _looks_like_path(source) or (Path(source).suffix and "/" not in source)
+    named_file = looks_like_path(source) or (Path(source).suffix and "/" not in source)
     if source != "stdlib" and named_file and not Path(source).expanduser().exists():
         parser.error(f"--text={source!r} does not exist ({Path(source).expanduser().absolute()}); it must be "
                      '"stdlib", a text or .jsonl/.json/.csv/.parquet file, a dataset directory or a hub id.')
@@ -110,10 +87,10 @@ def vocab_size(tokenizer: Any) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    order = _number(parser, "--order", args.order, int, "1 (unigram) or 2 (bigram)", lambda n: n in (1, 2))
-    add_k = _number(parser, "--add-k", args.add_k, float, "a finite number > 0",
+    order = number(parser, "--order", args.order, int, "1 (unigram) or 2 (bigram)", lambda n: n in (1, 2))
+    add_k = number(parser, "--add-k", args.add_k, float, "a finite number > 0",
                     lambda k: math.isfinite(k) and k > 0)
-    top_k = _number(parser, "--top-k", args.top_k, int, "an integer >= 1", lambda k: k >= 1)
+    top_k = number(parser, "--top-k", args.top_k, int, "an integer >= 1", lambda k: k >= 1)
     out = Path(args.out).expanduser()
     problem = out_problem(out, args.force)
     if problem:
@@ -121,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = _tokenizer(parser, args.tokenizer)
     texts = _texts(parser, args.text, args.field, args.split)
 
-    from specsweep.data.prompts import training_documents
+    from specsweep.data.training import training_documents
     from specsweep.models.ngram import describe, fit  # torch and transformers: after the arguments are checked
 
     start = time.perf_counter()

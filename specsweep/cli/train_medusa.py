@@ -1,6 +1,6 @@
 """Train Medusa-1 heads for a target model and save them in Hugging Face format.
 
-    python -m specsweep.medusa train --target <hub id or dir> --data <file or dataset> --heads K --out <dir>
+    specsweep-train-medusa train --target <hub id or dir> --data <file or dataset> --heads K --out <dir>
         [--steps 300] [--batch-size 8] [--seq-len 256] [--lr 1e-3] [--field text] [--split train] [--seed 0]
         [--device auto] [--force]
 
@@ -21,8 +21,10 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from specsweep.data.prompts import LOCAL_FORMATS, training_documents, training_texts
-from specsweep.errors import ConfigError, first_line
+from specsweep.cli.args import Parser, device
+from specsweep.data.sources import LOCAL_FORMATS
+from specsweep.data.training import training_documents, training_texts
+from specsweep.errors import ConfigError, first_line, looks_like_path
 from specsweep.models import embedded
 from specsweep.models.medusa import acceptance_preview, train
 from specsweep.models.store import out_problem, save_atomically
@@ -32,15 +34,9 @@ HELDOUT_MAX = 1 << 16  # a standard error under 0.2% on an agreement; 5% of a la
 FILE_SUFFIXES = {".txt", ".text", ".md", ".rst", ".py", *LOCAL_FORMATS}
 
 
-def looks_like_path(value: str) -> bool:
-    """Whether a missing `value` was meant as a local path, not a hub id ("org/name" or "name")."""
-    return (value.startswith(("/", ".", "~")) or value.count("/") > 1 or "\\" in value
-            or Path(value).suffix.lower() in FILE_SUFFIXES)
-
-
 def parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
-    parser = argparse.ArgumentParser(prog="python -m specsweep.medusa", description="Train Medusa-1 decoding heads "
-                                     "on a frozen target (self-distillation).")
+    parser = Parser(prog="specsweep-train-medusa", description="Train Medusa-1 decoding heads on a frozen target "
+                                                               "(self-distillation).")
     commands = parser.add_subparsers(dest="command", required=True)
     sub = commands.add_parser("train", help="train heads and save them with save_pretrained")
     sub.add_argument("--target", required=True, help="the target: a hub id or a model directory")
@@ -74,32 +70,22 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if target.exists() and not (target / "config.json").is_file():
         parser.error(f"--target={args.target} has no config.json; it must be a model directory written by "
                      "save_pretrained or a hub id.")
-    if not target.exists() and looks_like_path(args.target):
+    if not target.exists() and looks_like_path(args.target, FILE_SUFFIXES):
         parser.error(f"--target={args.target} does not exist; it must be a model directory or a hub id.")
     data = Path(args.data).expanduser()
-    if args.data != "stdlib" and not data.exists() and looks_like_path(args.data):
+    if args.data != "stdlib" and not data.exists() and looks_like_path(args.data, FILE_SUFFIXES):
         parser.error(f"--data={args.data} does not exist; it must be \"stdlib\", a text or "
                      ".jsonl/.json/.csv/.parquet file, a dataset directory or a hub dataset id.")
     problem = out_problem(Path(args.out).expanduser(), args.force)
     if problem:
         parser.error(problem)
-    if args.device != "auto":
-        try:
-            torch.device(args.device)
-        except RuntimeError:
-            parser.error(f"--device={args.device} is not a device; it must be auto, cpu, cuda or cuda:N.")
-
-
-def device_of(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    args.device = device(parser, "--device", args.device)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser, args = parse(argv)
     check(parser, args)
-    device = device_of(args.device)
+    device = args.device
     try:
         try:
             # float32 on the CPU, where half precision is slow; the checkpoint's own dtype on an accelerator.

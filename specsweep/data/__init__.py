@@ -1,2 +1,3 @@
-"""Data: evaluation prompts from datasets, the standard-library corpus, output quality and the sandbox that runs
-model-written code. Never loads a model: a tokenizer is passed in where truncation needs one."""
+"""Data: evaluation prompts from datasets (`prompts`, rows read by `sources`), the standard-library corpus, training
+text for drafts, output quality and the sandbox that runs model-written code. Never loads a model: a tokenizer is
+passed in where truncation needs one."""

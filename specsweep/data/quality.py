@@ -58,6 +58,13 @@ def applicable(names: list[str], execute_code: bool) -> list[str]:
     return [name for name in names if name != "pass_at_1" or execute_code]
 
 
+def test_program(fields: dict[str, Any]) -> str | None:
+    """HumanEval-style rows carry their unit test and entry point; pass@1 runs them (opt-in, sandboxed)."""
+    if "test" in fields and "entry_point" in fields:
+        return f"{fields['test']}\ncheck({fields['entry_point']})\n"
+    return None
+
+
 def _validate(names: list[str], *, language: str, execute_code: bool) -> None:
     _check_names(names)
     if "rouge" in names and language not in LANGUAGES:

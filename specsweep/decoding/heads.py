@@ -15,17 +15,10 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel
 
-from specsweep.decoding.engine import (
-    Runner,
-    cache_bytes,
-    cache_kind,
-    check_cache,
-    check_request,
-    decode_rounds,
-    eos_set,
-    no_drafts,
-)
+from specsweep.decoding.checks import check_cache_kind, check_request, eos_set
+from specsweep.decoding.engine import decode_rounds, no_drafts
 from specsweep.decoding.methods import method
+from specsweep.decoding.runner import Runner, finish
 from specsweep.decoding.sampling import Sampling, choose
 from specsweep.decoding.stats import DecodeStats, Generation
 from specsweep.decoding.timing import Clock
@@ -64,7 +57,7 @@ def medusa(
 ) -> Generation:
     """The target with Medusa heads: gamma <= K proposals a round from the heads, verified losslessly."""
     seq = check_request(input_ids, max_new_tokens, gamma, generator, target.device).to(target.device)
-    check_cache(cache, use_cache)
+    check_cache_kind(cache, use_cache)
     count = heads.config.heads
     if gamma > count:
         raise ValueError(f"gamma={gamma} is more than the {count} Medusa heads of this target, which propose one "
@@ -86,10 +79,7 @@ def medusa(
     clock.start()
     seq = decode_rounds(m_p, seq, proposal, gamma=gamma, max_new_tokens=max_new_tokens, sampling=sampling,
                         eos=eos_set(eos_token_id), generator=generator, stats=stats, rollback=[m_p])
-    clock.stop()
-    stats.new_tokens = seq.shape[1] - prompt_length
     # Head i reads h_t alone, not the drafts before it: α falls with γ by design, which the study must not flag.
     settings = {"method": "medusa", "gamma": gamma, "heads": count, "drafts_conditioned": False,
-                "use_cache": use_cache, "vocab": vocab,
-                "cache": {"target": cache_kind(m_p.cache)}, "cache_bytes": {"target": cache_bytes(m_p.cache)}}
-    return Generation(seq[0, prompt_length:], stats, settings)
+                "use_cache": use_cache, "vocab": vocab}
+    return finish(clock, seq, prompt_length, settings, m_p)

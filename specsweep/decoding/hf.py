@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, PreTrainedModel
 
-from specsweep.decoding.engine import cache_bytes, cache_kind, check_pair, check_request, eos_set
+from specsweep.decoding.checks import check_pair, check_request, eos_set
 from specsweep.decoding.methods import method
+from specsweep.decoding.runner import cache_bytes, cache_kind
 from specsweep.decoding.sampling import Sampling
 from specsweep.decoding.stats import DecodeStats, Generation
 from specsweep.decoding.timing import Clock

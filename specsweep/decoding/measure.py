@@ -10,17 +10,17 @@ import torch
 
 from specsweep.decoding.stats import Generation
 
-Method = Callable[[torch.Tensor, int], Generation]  # (prompt [1, S], call index) -> Generation
+Call = Callable[[torch.Tensor, int], Generation]  # (prompt [1, S], call index) -> Generation
 
 
-def warm_up(methods: dict[str, Method], prompt: torch.Tensor, times: int) -> None:
+def warm_up(methods: dict[str, Call], prompt: torch.Tensor, times: int) -> None:
     """Untimed calls: the allocator, kernel selection and lazy imports settle before anything is measured."""
     for _ in range(times):
         for method in methods.values():
             method(prompt, -1)
 
 
-def interleave(methods: dict[str, Method], prompts: list[torch.Tensor], repeats: int, seed: int = 0
+def interleave(methods: dict[str, Call], prompts: list[torch.Tensor], repeats: int, seed: int = 0
                ) -> Iterator[tuple[int, int, dict[str, Generation]]]:
     """Yield (repeat, prompt index, {name: Generation}) for every prompt of every repeat. The call index
     passed to each method is unique per (repeat, prompt), so a method can seed its sampling from it."""

@@ -1,4 +1,5 @@
-"""How a token is chosen from logits: greedy, or sampled after temperature, top-k and top-p."""
+"""How a token is chosen from logits: greedy, or sampled after temperature, top-k and top-p; and a draft's logits put
+on the target's ids first."""
 
 from __future__ import annotations
 
@@ -62,6 +63,14 @@ def race(probs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     `sample` (the first of independent exponential clocks with rates p to ring) and, with the noise an input, free
     of a random op inside a compiled graph, as gpt-fast samples. probs: [S, V], noise: [S, V] -> tokens: [S]."""
     return (probs / noise).argmax(dim=-1)
+
+
+def fit_vocab(logits: torch.Tensor, size: int) -> torch.Tensor:
+    """Draft logits over the target's ids: [S, V_draft] -> [S, size]. Same tokenizer, padded embeddings (Pythia):
+    ids the target lacks are cut, ids only the target has get q = 0, so p keeps its whole support."""
+    if logits.shape[-1] >= size:
+        return logits[..., :size]
+    return torch.nn.functional.pad(logits, (0, size - logits.shape[-1]), value=float("-inf"))
 
 
 def choose(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-# The attribute where a model compiled for fixed shapes keeps its torch.compile arguments. The engine reads it
-# (specsweep.decoding.engine.FIXED_SHAPES, which may not import this wing) to compile its fused draft loop alike.
-FIXED_SHAPES = "fixed_shape_compile"
+from specsweep.record import FIXED_SHAPES  # where the compile arguments are kept for the decoding wing to read
 
 
 def compile_forward(model: torch.nn.Module, backend: str, fixed_shapes: bool = False) -> None:

@@ -1,46 +1,46 @@
 """The embedded model family: GPT-NeoX models trained offline on the running interpreter's standard library.
 
-    python -m specsweep.models.embedded build [--micro] [--medusa]   # build (or find) the family, print where
-
 The family is built once per recipe and cached under $SPECSWEEP_HOME (default ~/.cache/specsweep), in
 Hugging Face format, so it loads through the same `from_pretrained` code as hub models. A byte-level BPE
 tokenizer is trained with `tokenizers`; the target is trained on next-token prediction; every draft is
 distilled from the target (KL to its next-token distribution), all drafts from the same target forward; a unigram
 and a bigram model are fitted on the same tokens (Leviathan et al. 2023 measure such drafts beside small
-transformers). Medusa heads for the target are a second entry, trained on first use (`build_medusa`).
+transformers). Medusa heads for the target are a second entry, trained on first use (`build_medusa`). Both entries
+are written through `specsweep.models.store`'s cache (checksummed, under a lock, whole or not at all).
+
+`specsweep-build-family [--micro] [--medusa]` (specsweep.cli.build_family) builds them ahead of a sweep; the old
+`python -m specsweep.models.embedded build` still runs it.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import math
 import os
-import shutil
+import runpy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import tokenizers
 import torch
 import transformers
-from filelock import FileLock
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm import tqdm
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
 from specsweep.data.corpus import corpus_digest, read_texts, stdlib_files
-from specsweep.data.prompts import training_documents
+from specsweep.data.training import training_documents
 from specsweep.models import medusa, ngram
+from specsweep.models.store import MANIFEST, cached, seal
 from specsweep.record import count_label
 
 EOS = "<|endoftext|>"
-MANIFEST = "family.json"
-FORMAT_VERSION = 2  # bump when the training code changes what a recipe produces (2: the n-gram drafts)
-NGRAMS = {"unigram": 1, "bigram": 2}  # draft name -> order
+FORMAT_VERSION = 3  # bump when the training code changes what a recipe produces (2: n-gram drafts; 3: autocast)
+NGRAM_ORDERS = {"unigram": 1, "bigram": 2}  # draft name -> order
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,10 @@ class Recipe:
     vocab_size: int = 4096
     seq_len: int = 256
     batch_size: int = 16
-    target: Shape = Shape(layers=12, hidden=192)  # deep and narrow: a verification costs ~1.3 steps on CPU
+    # Deep and narrow: its small matmuls leave a CPU forward's cost in the layers run one after another, so verifying
+    # γ + 1 tokens in one forward costs little more than one step, as speculative decoding assumes (Leviathan et al.
+    # 2023).
+    target: Shape = Shape(layers=12, hidden=192)
     drafts: tuple[Shape, ...] = (Shape(1, 32), Shape(1, 64), Shape(1, 128), Shape(2, 192))
     target_steps: int = 300
     draft_steps: int = 300
@@ -65,11 +68,16 @@ class Recipe:
     heldout_every: int = 20  # one file in this many (by path hash) is held out for evaluation
     max_files: int | None = None  # the micro recipe reads only the first few files
     seed: int = 0
+    # Training's autocast dtype where the CPU computes it natively (AVX512-BF16, AMX); float32 elsewhere, where an
+    # emulated bfloat16 would be slower than float32. The weights are kept and saved in float32 either way.
+    autocast: str = "bfloat16"
 
     def key(self) -> str:
         """Everything that changes the weights: this recipe, the training code's version, the libraries that
-        train, and the corpus itself (the running interpreter's standard library differs between builds)."""
-        versions = [FORMAT_VERSION, torch.__version__, transformers.__version__, tokenizers.__version__]
+        train, the precision training ran in here, and the corpus itself (the running interpreter's standard
+        library differs between builds)."""
+        versions = [FORMAT_VERSION, torch.__version__, transformers.__version__, tokenizers.__version__,
+                    str(autocast_dtype(self))]
         corpus = corpus_digest(self.heldout_every, self.max_files)
         blob = json.dumps([dataclasses.asdict(self), versions, corpus], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -90,7 +98,7 @@ class MedusaRecipe:
     """Medusa heads for a built family's target, distilled from it on the family's training tokens."""
 
     heads: int = 4
-    steps: int = 1000  # about 0.26 s a step on 2 idle CPU cores: 4 to 5 minutes
+    steps: int = 1000  # minutes on a CPU, once: a sweep's first Medusa cell waits for them (`build_medusa`)
     batch_size: int = 8
     seq_len: int = 128
     lr: float = 1e-3
@@ -102,8 +110,8 @@ class MedusaRecipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-MEDUSA = MedusaRecipe()
-MICRO_MEDUSA = MedusaRecipe(heads=3, steps=30, batch_size=4, seq_len=32)
+MEDUSA_RECIPE = MedusaRecipe()
+MICRO_MEDUSA_RECIPE = MedusaRecipe(heads=3, steps=30, batch_size=4, seq_len=32)
 
 
 def home() -> Path:
@@ -113,16 +121,6 @@ def home() -> Path:
 def family_dir(recipe: Recipe, root: Path | None = None) -> Path:
     """Where a recipe's family is cached: one directory per recipe hash."""
     return (root or home()) / "families" / f"embedded-{recipe.key()}"
-
-
-# --- files ------------------------------------------------------------------------------------------
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- tokenizer and models --------------------------------------------------------------------------------
@@ -175,6 +173,19 @@ def schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_sch
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def autocast_dtype(recipe: Recipe) -> torch.dtype | None:
+    """The dtype training autocasts to on this machine's CPU, or None for plain float32."""
+    if recipe.autocast == "bfloat16" and torch.backends.mkldnn.is_available() \
+            and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def autocast(recipe: Recipe) -> torch.autocast:
+    dtype = autocast_dtype(recipe)
+    return torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 def train_target(model: GPTNeoXForCausalLM, tokens: torch.Tensor, recipe: Recipe) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.target_lr, weight_decay=0.1)
     scheduler = schedule(optimizer, recipe.target_steps)
@@ -182,7 +193,8 @@ def train_target(model: GPTNeoXForCausalLM, tokens: torch.Tensor, recipe: Recipe
     progress = tqdm(batches(tokens, recipe, recipe.target_steps, recipe.seed), total=recipe.target_steps,
                     desc="target", leave=False)
     for batch in progress:
-        loss = model(input_ids=batch, labels=batch).loss
+        with autocast(recipe):
+            loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step(), scheduler.step(), optimizer.zero_grad()
@@ -200,11 +212,13 @@ def distill_drafts(drafts: list[GPTNeoXForCausalLM], target: GPTNeoXForCausalLM,
     progress = tqdm(batches(tokens, recipe, recipe.draft_steps, recipe.seed + 1), total=recipe.draft_steps,
                     desc="drafts", leave=False)
     for batch in progress:
-        with torch.no_grad():
+        with torch.no_grad(), autocast(recipe):
             p = torch.softmax(target(input_ids=batch).logits.float(), dim=-1)  # [B, S, V], once for all drafts
         losses = []
         for draft, optimizer, scheduler in zip(drafts, optimizers, schedulers, strict=True):
-            log_q = torch.log_softmax(draft(input_ids=batch).logits.float(), dim=-1)
+            with autocast(recipe):
+                logits = draft(input_ids=batch).logits
+            log_q = torch.log_softmax(logits.float(), dim=-1)
             loss = -(p * log_q).sum(-1).mean()  # cross-entropy to p: KL(p || q) up to p's entropy
             loss.backward()
             torch.nn.utils.clip_grad_norm_(draft.parameters(), 1.0)
@@ -215,19 +229,7 @@ def distill_drafts(drafts: list[GPTNeoXForCausalLM], target: GPTNeoXForCausalLM,
         draft.eval()
 
 
-# --- the cache -------------------------------------------------------------------------------------------
-
-def is_complete(path: Path) -> bool:
-    """A finished entry has its manifest and every file it lists, with the checksum it was written with;
-    anything else (a build killed midway, a truncated, altered or deleted file) is rebuilt, never loaded."""
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-        return bool(manifest["files"]) and all(
-            file_digest(path / name) == digest for name, digest in manifest["files"].items()
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-
+# --- the cache entries -----------------------------------------------------------------------------------
 
 def build(recipe: Recipe = Recipe(), root: Path | None = None) -> Path:
     """The family's directory, built first if it is missing or incomplete. Safe when processes race."""
@@ -238,43 +240,9 @@ def medusa_dir(family: Path, recipe: MedusaRecipe) -> Path:
     return family.parent / f"{family.name}-medusa-{recipe.key(family)}"
 
 
-def build_medusa(family: Path, recipe: MedusaRecipe = MEDUSA) -> Path:
+def build_medusa(family: Path, recipe: MedusaRecipe = MEDUSA_RECIPE) -> Path:
     """Medusa heads for a built family's target, trained first if missing (minutes on a CPU for the full recipe)."""
     return cached(medusa_dir(family, recipe), lambda out: _train_medusa_into(out, family, recipe))
-
-
-def cached(path: Path, build_into: Callable[[Path], None]) -> Path:
-    """`path`, built by `build_into(staging)` first if it is missing or incomplete: under a lock, into a staging
-    directory renamed into place when done, so an entry appears whole or not at all, and processes may race."""
-    if is_complete(path):
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        if is_complete(path):  # another process finished it while we waited
-            return path
-        if path.exists():
-            shutil.rmtree(path)  # half-built or corrupt: never loaded
-        for stale in path.parent.glob(f"{path.name}.tmp-*"):  # left by a killed build: we hold the lock
-            shutil.rmtree(stale, ignore_errors=True)
-        staging = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        try:
-            build_into(staging)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        os.rename(staging, path)  # atomic: the entry appears whole or not at all
-    return path
-
-
-def seal(out: Path, manifest: dict) -> None:
-    """Write the manifest last, with every file's checksum, after the files are on disk (a crash cannot leave
-    right names with wrong contents)."""
-    files = sorted(f for f in out.rglob("*") if f.is_file())
-    for f in files:
-        with f.open("rb") as handle:
-            os.fsync(handle.fileno())
-    manifest["files"] = {f.relative_to(out).as_posix(): file_digest(f) for f in files}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
 def stream(documents: list[list[int]]) -> torch.Tensor:
@@ -284,11 +252,17 @@ def stream(documents: list[list[int]]) -> torch.Tensor:
 
 def _build_into(out: Path, recipe: Recipe) -> None:
     start = time.perf_counter()
+    seconds = {}  # per phase: where a build's time goes, in its manifest
+
+    def phase(name: str) -> None:
+        seconds[name] = time.perf_counter() - start - sum(seconds.values())
+
     torch.manual_seed(recipe.seed)
     texts = read_texts(stdlib_files("train", recipe.heldout_every, recipe.max_files))
     tokenizer = train_tokenizer(texts, recipe.vocab_size)
     documents = training_documents(tokenizer, texts)
     tokens = stream(documents)
+    phase("tokenizer")
 
     target = new_model(recipe.target, tokenizer)
     drafts = [new_model(shape, tokenizer) for shape in recipe.drafts]
@@ -296,15 +270,19 @@ def _build_into(out: Path, recipe: Recipe) -> None:
     if len(set(names)) < len(names) or size_name(target) in names:
         raise ValueError(f"recipe gives models of equal size names {names}; make every draft a different size.")
     train_target(target, tokens, recipe)
+    phase("target")
     distill_drafts(drafts, target, tokens, recipe)
+    phase("drafts")
 
     eos = tokenizer.eos_token_id
     ngrams = [ngram.fit(documents, len(tokenizer), order, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
-              for order in NGRAMS.values()]
+              for order in NGRAM_ORDERS.values()]
+    phase("ngrams")
 
     manifest = {"recipe": dataclasses.asdict(recipe), "key": recipe.key(), "train_tokens": len(tokens),
                 "target": "target", "drafts": {}, "params": {}}
-    for name, model in [("target", target), *zip(names, drafts, strict=True), *zip(NGRAMS, ngrams, strict=True)]:
+    named = [("target", target), *zip(names, drafts, strict=True), *zip(NGRAM_ORDERS, ngrams, strict=True)]
+    for name, model in named:
         model.save_pretrained(out / name)
         tokenizer.save_pretrained(out / name)
         manifest["params"][name] = sum(p.numel() for p in model.parameters())
@@ -312,9 +290,11 @@ def _build_into(out: Path, recipe: Recipe) -> None:
             manifest["drafts"][name] = name
     manifest["target_size"] = size_name(target)
     manifest["build_seconds"] = time.perf_counter() - start
+    manifest["phase_seconds"] = seconds
+    manifest["autocast"] = str(autocast_dtype(recipe))
     # Threads change floating-point summation order, hence the weights in their last bits: recorded, not keyed.
     manifest["threads"] = torch.get_num_threads()
-    manifest["ngrams"] = {name: ngram.describe(model) for name, model in zip(NGRAMS, ngrams, strict=True)}
+    manifest["ngrams"] = {name: ngram.describe(model) for name, model in zip(NGRAM_ORDERS, ngrams, strict=True)}
     seal(out, manifest)
 
 
@@ -338,23 +318,5 @@ def _train_medusa_into(out: Path, family: Path, recipe: MedusaRecipe) -> None:
                "build_seconds": time.perf_counter() - start})
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Build the embedded model family (cached; offline).")
-    parser.add_argument("command", choices=["build"])
-    parser.add_argument("--micro", action="store_true", help="the seconds-long recipe the tests use")
-    parser.add_argument("--medusa", action="store_true", help="also train the target's Medusa heads")
-    args = parser.parse_args(argv)
-    path = build(MICRO if args.micro else Recipe())
-    manifest = json.loads((path / MANIFEST).read_text())
-    print(f"{path}  (target {manifest['target_size']}, drafts {', '.join(manifest['drafts'])}, "
-          f"built in {manifest['build_seconds']:.0f} s)")
-    if args.medusa:
-        heads = build_medusa(path, MICRO_MEDUSA if args.micro else MEDUSA)
-        built = json.loads((heads / MANIFEST).read_text())
-        agreement = ", ".join(f"{a:.2f}" for a in built["top1_agreement"])
-        print(f"{heads}  ({built['heads']} Medusa heads, top-1 agreement {agreement}, "
-              f"trained in {built['build_seconds']:.0f} s)")
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the old path of `specsweep-build-family`, kept working
+    runpy.run_module("specsweep.cli.build_family", run_name="__main__", alter_sys=True)

@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from specsweep.errors import ConfigError, UnknownDraft, first_line
-from specsweep.models import embedded, medusa, switches
+from specsweep.models import embedded, medusa, store, switches
 
 if TYPE_CHECKING:
     from specsweep.schema import ModelFamilyConfig
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SOURCES = ("hub", "embedded")
 RECIPES = {"full": embedded.Recipe(), "micro": embedded.MICRO}
-MEDUSA_RECIPES = {"full": embedded.MEDUSA, "micro": embedded.MICRO_MEDUSA}
+MEDUSA_RECIPES = {"full": embedded.MEDUSA_RECIPE, "micro": embedded.MICRO_MEDUSA_RECIPE}
 AUTO_HEADS = "auto"  # model_family.medusa of an embedded family: heads trained for its target on first use
 
 
@@ -69,7 +69,7 @@ def validate_heads(family: ModelFamilyConfig, method: str, gamma: int | None) ->
     before loading: an embedded family's recipe) no more lookahead than there are heads."""
     if family.medusa is None:
         raise ConfigError(f"method={method} needs Medusa heads, and model family {family.name} names none; set "
-                          f"model_family.medusa to heads trained with `python -m specsweep.medusa train`.")
+                          f"model_family.medusa to heads trained with `specsweep-train-medusa train`.")
     if family.source == "embedded":
         if family.medusa != AUTO_HEADS:
             raise ConfigError(f"model_family.medusa={family.medusa!r} is invalid for the embedded family "
@@ -87,7 +87,7 @@ def locate(family: ModelFamilyConfig, draft: str | None, heads: bool = False) ->
     if family.source == "hub":
         return names | ({"heads": family.medusa} if heads else {})
     root = built_family(family.recipe)
-    built = json.loads((root / embedded.MANIFEST).read_text())["drafts"]
+    built = json.loads((root / store.MANIFEST).read_text())["drafts"]
     missing = sorted(set(names.values()) - set(built.values()) - {family.target})
     if missing:
         raise ConfigError(f"model_family.drafts of {family.name} names {', '.join(missing)}, which the built family "
@@ -101,7 +101,7 @@ def locate(family: ModelFamilyConfig, draft: str | None, heads: bool = False) ->
 @functools.cache
 def built_family(recipe: str) -> Path:
     path = embedded.family_dir(RECIPES[recipe])
-    if not embedded.is_complete(path):
+    if not store.is_complete(path):
         log.info("Building the embedded model family (%s recipe) into %s: once, about 11 minutes on 2 CPU cores "
                  "for the full recipe", recipe, path)
     return embedded.build(RECIPES[recipe])
@@ -111,7 +111,7 @@ def built_family(recipe: str) -> Path:
 def built_heads(recipe: str) -> Path:
     family = built_family(recipe)
     path = embedded.medusa_dir(family, MEDUSA_RECIPES[recipe])
-    if not embedded.is_complete(path):
+    if not store.is_complete(path):
         log.info("Training Medusa heads for the embedded family's target (%s recipe) into %s: once, a few minutes "
                  "on 2 CPU cores for the full recipe", recipe, path)
     return embedded.build_medusa(family, MEDUSA_RECIPES[recipe])

@@ -208,3 +208,18 @@ def applied(model: torch.nn.Module) -> dict[str, Any]:
             "quantized_modules": kinds, "compiled": getattr(model, "_compiled_call_impl", None) is not None}
 
 
+
+
+def device(name: str, param: str = "device") -> torch.device:
+    """The device `name` ("auto": cuda where there is one, else cpu), checked to exist here. `param` names the
+    setting in the sentence a bad name gets (device in a config, --device on a command line)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{param}={name!r} is invalid; it must be auto, cpu, cuda or cuda:N.") from None
+    if chosen.type == "cuda" and not (torch.cuda.is_available() and (chosen.index or 0) < torch.cuda.device_count()):
+        raise ConfigError(f"{param}={name} is not available on this machine ({torch.cuda.device_count()} CUDA "
+                          f"devices); use {param}=cpu or {param}=auto.")
+    return chosen

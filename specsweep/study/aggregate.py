@@ -20,13 +20,16 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from specsweep import record, schema
-from specsweep.study import dashboard, plots, report, tables
+from specsweep.study import dashboard, document, plots, report
+from specsweep.study.cells import CELL, GROUP
+from specsweep.study.diagnose import TOLERANCE
+from specsweep.study.format import table_markdown
 from specsweep.study.published import read as read_published
 
 log = logging.getLogger(__name__)
 RESULTS_CSV, STUDY_MD, REPORT_HTML, PLOTS_DIR = "results.csv", "study.md", "report.html", "plots"
 INTEGERS = ["gamma", "gamma_star", "draft_params", "target_params", "num_samples", "threads"]
-STUDY_COLUMNS = ["sweep", "job", "status", "key", *tables.GROUP, *tables.CELL, "same_as", "error", "time",
+STUDY_COLUMNS = ["sweep", "job", "status", "key", *GROUP, *CELL, "same_as", "error", "time",
                  "draft_params", "target_params", "speedup",
                  "speedup_low", "speedup_high", "predicted_speedup", "gamma_star", "alpha", "acceptance_rate", "c",
                  "ms_per_token", "baseline_ms_per_token", "exact_match"]
@@ -131,7 +134,7 @@ def flatten(metrics: record.MetricsRecord) -> dict[str, Any]:
 
 def cell_columns(row: dict[str, Any]) -> dict[str, Any]:
     """What places a row in the study: its group, cell and config axes."""
-    return {k: v for k, v in row.items() if "." in k or k in (*tables.GROUP, *tables.CELL, "seed", "device")}
+    return {k: v for k, v in row.items() if "." in k or k in (*GROUP, *CELL, "seed", "device")}
 
 
 def place_unstarted(sweep_dir: Path, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -184,7 +187,7 @@ def infer(template: dict[str, Any], overrides: dict[str, str], started: list[dic
     row = cell_columns(template)
     for key, text in overrides.items():
         column = key.lstrip("+~")
-        if column in tables.CELL and row.get(column) is None:
+        if column in CELL and row.get(column) is None:
             continue  # the template's method ignores this axis
         if f"{column}.name" not in row:
             row[column] = text if column == "draft" else parsed(text)  # a size name stays text: 1.2M
@@ -249,7 +252,7 @@ def load_yaml(path: Path) -> Any:
         return None
 
 
-def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = tables.TOLERANCE,
+def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = TOLERANCE,
               published: Sequence[Path] = ()) -> pd.DataFrame:
     """Write the study of `sweep_dirs` (and published tables) into `out`, print its tables, log it to W&B when
     the jobs were logged there, and return the tidy table."""
@@ -259,16 +262,16 @@ def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = tables.TOLER
         return table
     out.mkdir(parents=True, exist_ok=True)
     record.write_atomic(out / RESULTS_CSV, table.to_csv(index=False))
-    sections = tables.sections(table, tolerance)
-    record.write_atomic(out / STUDY_MD, tables.render_markdown(sections, tolerance))
+    sections = document.sections(table, tolerance)
+    record.write_atomic(out / STUDY_MD, document.render_markdown(sections, tolerance))
     images = plots.save(table, out / PLOTS_DIR, tolerance)
     done = int(table["status"].eq("done").sum())
     line = f"{done} of {len(table)} jobs done"
-    record.write_atomic(out / REPORT_HTML, report.render(sections, images, sweep_dirs, tables.note(tolerance), line))
+    record.write_atomic(out / REPORT_HTML, report.render(sections, images, sweep_dirs, document.note(tolerance), line))
     dashboard.log_study(table, images, out)
 
     for heading, frame in sections:
-        print(f"\n## {heading}\n\n{tables.table_markdown(frame)}")
+        print(f"\n## {heading}\n\n{table_markdown(frame)}")
     print(f"\n{line}; table: {out / RESULTS_CSV}; study: {out / STUDY_MD}; report: {out / REPORT_HTML}")
     return table
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from specsweep import record
 from specsweep.study import tables
+from specsweep.study.cells import groups, title
+from specsweep.tracking import none_if_nan, wandb_group, wandb_run_id, wandb_table
 
 log = logging.getLogger(__name__)
 
@@ -32,36 +32,16 @@ def log_study(table: pd.DataFrame, images: list[Path], out: Path) -> None:
     try:
         import wandb
 
-        group = none_if_nan(first.get("wandb_group")) or record.wandb_group(out)
+        group = none_if_nan(first.get("wandb_group")) or wandb_group(out)
         # One study run per group: aggregating the sweep again updates it (resumes it) instead of adding one.
         with wandb.init(project=none_if_nan(first.get("wandb_project")) or "specsweep", group=group,
                         entity=none_if_nan(first.get("wandb_entity")), job_type="study", name="study", dir=out,
-                        id=record.wandb_run_id(group, "study"), resume="allow", mode=mode,
+                        id=wandb_run_id(group, "study"), resume="allow", mode=mode,
                         reinit="create_new") as run:
-            found = list(tables.groups(table))
+            found = list(groups(table))
             run.log({"results": wandb_table(table), "optimum": wandb_table(tables.best_rows(found))}
-                    | {f"study/{tables.title(labels)}": wandb_table(tables.values(frame)) for labels, frame in found}
+                    | {f"study/{title(labels)}": wandb_table(tables.values(frame)) for labels, frame in found}
                     | {f"plots/{path.stem}": wandb.Image(str(path)) for path in images})
         log.info("study logged to W&B run %s (%s) in group %s", run.id, mode, group)
     except Exception as error:  # W&B's own errors are many and version-dependent
         log.warning("W&B logging of the study failed; it is on disk only: %s", error)
-
-
-def wandb_table(frame: pd.DataFrame) -> Any:
-    """A W&B table of `frame` that keeps numbers as numbers (NaN where missing), so the dashboard can sort and
-    plot them; only text, lists and mixed columns become strings."""
-    import wandb
-
-    columns = {}
-    for name, column in frame.items():
-        if pd.api.types.is_bool_dtype(column):
-            columns[name] = column
-        elif pd.api.types.is_numeric_dtype(column):
-            columns[name] = column.astype(float)
-        else:
-            columns[name] = column.map(lambda v: "" if none_if_nan(v) is None else str(v))
-    return wandb.Table(dataframe=pd.DataFrame(columns, index=frame.index))
-
-
-def none_if_nan(value: Any) -> Any:
-    return None if value is None or (isinstance(value, float) and value != value) else value

@@ -8,17 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from specsweep.study.tables import (
-    GROUP,
-    NO_DRAFT,
-    PUBLISHED,
-    SPEEDUP,
-    interval,
-    measured_cells,
-    number,
-    ordered_drafts,
-    params,
-)
+from specsweep.study.cells import GROUP, NO_DRAFT, PUBLISHED, measured_cells, ordered_drafts
+from specsweep.study.format import LEVIATHAN_WORDS, SPEEDUP, interval, number, params, sampling_label
 
 NGRAMS = ("unigram", "bigram")
 MEDUSA = "medusa"  # the method whose drafts come from heads on the target
@@ -35,11 +26,6 @@ def kind(draft: Any, method: Any) -> str:
         return HEADS
     name = str(draft).lower()
     return name if name in NGRAMS else "transformer"
-
-
-def sampling(temperature: Any) -> str:
-    """Leviathan et al.'s words: argmax (temperature 0) or standard sampling at a temperature."""
-    return "argmax" if temperature == 0 else f"T={temperature:g}"
 
 
 def alpha_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +55,7 @@ def alpha_table(table: pd.DataFrame) -> pd.DataFrame:
             same = theirs[theirs["kind"].eq(row["kind"]) & theirs["sampling.temperature"].eq(temperature)]
             rows.append({
                 "M_p": f"{family} ({params(row.get('target_params'))})",
-                "M_q": m_q(row), "sampling": sampling(temperature), "γ": int(row["gamma"]),
+                "M_q": m_q(row), "sampling": sampling_label(temperature, **LEVIATHAN_WORDS), "γ": int(row["gamma"]),
                 "α": f"{row['alpha']:.3f}", "τ": f"{row['tokens_per_round']:.2f}",
                 "α, published (same kind)": published_range(same),
             })
@@ -119,7 +105,8 @@ def adaptive_table(table: pd.DataFrame) -> pd.DataFrame:
         fixed = cells[same & ~cells["adaptive"].astype(bool)].sort_values("speedup", ascending=False)
         best = fixed.iloc[0] if not fixed.empty else None
         rows.append({
-            "method": row["method"], "draft": row["draft"], "temperature": sampling(row["sampling.temperature"]),
+            "method": row["method"], "draft": row["draft"],
+            "temperature": sampling_label(row["sampling.temperature"], **LEVIATHAN_WORDS),
             "adaptive": row["adaptive"], "γ max": int(row["gamma"]),
             "drafts/round": f"{row['drafts_per_round']:.2f}", "α": f"{row['alpha']:.3f}",
             SPEEDUP: interval(row),

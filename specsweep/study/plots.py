@@ -1,4 +1,4 @@
-"""The study's plots, one set per study group (see specsweep.study.tables): PNG files for the sweep directory and
+"""The study's plots, one set per study group (see specsweep.study.cells): PNG files for the sweep directory and
 the report, and the same figures for the notebook.
 
 - latency per token against gamma, points per draft with the predicted curve, the autoregressive baseline dashed
@@ -20,10 +20,12 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global figure registry for a sweep to fill
 
-from specsweep.study import tables
+from specsweep.study.cells import groups, ordered_drafts, title
+from specsweep.study.diagnose import TOLERANCE
+from specsweep.study.predict import curves
 
 
-def latency_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure:
+def latency_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = TOLERANCE) -> Figure:
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     done = finished(frame)
@@ -34,7 +36,7 @@ def latency_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = table
         return line.get_color()
 
     # predicted latency: the baseline's over the predicted speedup
-    predicted = tables.curves(frame) if pd.notna(baseline) else None
+    predicted = curves(frame) if pd.notna(baseline) else None
     by_draft(ax, done, measured, predicted, lambda curve: baseline / curve["predicted"])
     if pd.notna(baseline):
         ax.axhline(baseline, color="black", linestyle="--", label="autoregressive (median over jobs)")
@@ -42,11 +44,11 @@ def latency_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = table
                                                                    heading))
 
 
-def speedup_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure | None:
+def speedup_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = TOLERANCE) -> Figure | None:
     """Measured speedup with its interval beside the predicted curve of each draft at every γ; ★ the predicted
     optimum."""
     done = finished(frame).dropna(subset=["speedup"])
-    predicted = tables.curves(frame)
+    predicted = curves(frame)
     if predicted.empty:  # nothing to predict for a method without a draft model
         return None
     fig = Figure(figsize=(6.4, 4.2))
@@ -72,25 +74,25 @@ def speedup_vs_gamma(frame: pd.DataFrame, heading: str, tolerance: float = table
 def by_draft(ax: Any, done: pd.DataFrame, measured: Callable[[pd.DataFrame, str], str],
              predicted: pd.DataFrame | None, expected: Callable[[pd.DataFrame], pd.Series]) -> None:
     """Per draft, its measured cells (`measured` draws them and returns their colour) and, in that colour, dotted,
-    its predicted curve at every γ: `expected` maps the draft's rows of `tables.curves` to the plotted quantity."""
-    for draft in tables.ordered_drafts(done):
+    its predicted curve at every γ: `expected` maps the draft's rows of `curves` to the plotted quantity."""
+    for draft in ordered_drafts(done):
         colour = measured(done[done["draft"] == draft].sort_values("gamma"), f"draft {draft}")
         curve = predicted[predicted["draft"] == draft] if predicted is not None else pd.DataFrame()
         if not curve.empty:
             ax.plot(curve["gamma"], expected(curve), color=colour, linestyle=":", label=f"draft {draft}, predicted")
 
 
-def against_gamma(fig: Figure, ax: Any, ylabel: str, title: str) -> Figure:
-    ax.set(xlabel="lookahead γ (draft tokens per verification)", ylabel=ylabel, title=title)
+def against_gamma(fig: Figure, ax: Any, ylabel: str, caption: str) -> Figure:
+    ax.set(xlabel="lookahead γ (draft tokens per verification)", ylabel=ylabel, title=caption)
     ax.legend(fontsize="x-small")
     ax.grid(alpha=0.3)
     return tight(fig)
 
 
-def speedup_heatmap(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure | None:
+def speedup_heatmap(frame: pd.DataFrame, heading: str, tolerance: float = TOLERANCE) -> Figure | None:
     done = finished(frame)
     pivot = done.pivot_table(index="draft", columns="gamma", values="speedup", aggfunc="median")
-    pivot = pivot.reindex([d for d in tables.ordered_drafts(done) if d in pivot.index])
+    pivot = pivot.reindex([d for d in ordered_drafts(done) if d in pivot.index])
     if pivot.empty:  # a published table of α alone
         return None
     fig = Figure(figsize=(6.4, 1.6 + 0.5 * max(1, len(pivot))))
@@ -106,7 +108,7 @@ def speedup_heatmap(frame: pd.DataFrame, heading: str, tolerance: float = tables
     return tight(fig)
 
 
-def alpha_c_vs_params(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure | None:
+def alpha_c_vs_params(frame: pd.DataFrame, heading: str, tolerance: float = TOLERANCE) -> Figure | None:
     """alpha does not depend on gamma for a correct implementation, so each draft's points over gamma should
     coincide; they are drawn separately so that a drift with gamma is visible."""
     done = finished(frame).dropna(subset=["draft_params", "alpha"])
@@ -130,13 +132,13 @@ def alpha_c_vs_params(frame: pd.DataFrame, heading: str, tolerance: float = tabl
     return tight(fig)
 
 
-def measured_vs_predicted(frame: pd.DataFrame, heading: str, tolerance: float = tables.TOLERANCE) -> Figure | None:
+def measured_vs_predicted(frame: pd.DataFrame, heading: str, tolerance: float = TOLERANCE) -> Figure | None:
     done = finished(frame).dropna(subset=["predicted_speedup", "speedup"])
     if done.empty:  # nothing to predict for a method without a draft model
         return None
     fig = Figure(figsize=(5.2, 5.0))
     ax = fig.subplots()
-    for draft in tables.ordered_drafts(done):
+    for draft in ordered_drafts(done):
         cells = done[done["draft"] == draft]
         ax.scatter(cells["predicted_speedup"], cells["speedup"], label=f"draft {draft}")
         for _, row in cells.iterrows():
@@ -160,14 +162,14 @@ PLOTS = {"latency_vs_gamma": latency_vs_gamma, "speedup_vs_gamma": speedup_vs_ga
          "alpha_c_vs_params": alpha_c_vs_params, "measured_vs_predicted": measured_vs_predicted}
 
 
-def figures(table: pd.DataFrame, tolerance: float = tables.TOLERANCE) -> list[tuple[str, str, Figure]]:
+def figures(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[str, str, Figure]]:
     """(file stem, heading, figure) for every plot of every study group with a finished cell; a plot with
     nothing to show for its group (alpha of a method without a draft) is left out."""
     out = []
-    for labels, frame in tables.groups(table):
+    for labels, frame in groups(table):
         if finished(frame).empty:
             continue
-        heading = tables.title(labels)
+        heading = title(labels)
         for name, plot in PLOTS.items():
             fig = plot(frame, heading, tolerance)
             if fig is not None:
@@ -175,7 +177,7 @@ def figures(table: pd.DataFrame, tolerance: float = tables.TOLERANCE) -> list[tu
     return out
 
 
-def save(table: pd.DataFrame, directory: Path, tolerance: float = tables.TOLERANCE) -> list[Path]:
+def save(table: pd.DataFrame, directory: Path, tolerance: float = TOLERANCE) -> list[Path]:
     """Write every figure as a PNG under `directory`, replacing an earlier aggregation's; return the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.png"):

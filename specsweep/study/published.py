@@ -16,7 +16,8 @@ import pandas as pd
 
 from specsweep import record, theory
 from specsweep.errors import ConfigError
-from specsweep.study.tables import PUBLISHED, predict
+from specsweep.study.cells import PUBLISHED
+from specsweep.study.predict import predict
 
 REQUIRED = ("draft", "gamma", "speedup")
 OPTIONAL = ("alpha", "acceptance_rate", "c", "draft_params", "target", "method", "dataset", "temperature", "setting",
