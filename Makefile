@@ -27,9 +27,10 @@ slurm:
 	@command -v slurmctld >/dev/null && command -v munged >/dev/null || $(SUDO) apt-get install -y -qq slurm-wlm munge \
 		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq slurm-wlm munge; }
 
+# A worker per core (pytest-xdist); the modules that share an expensive fixture each run on one worker (xdist_group).
 test: install chromium slurm
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 bench: install
 	$(BIN)/specsweep-bench

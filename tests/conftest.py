@@ -13,6 +13,12 @@ from transformers import GPTNeoXForCausalLM
 from specsweep.models import embedded
 from tests.helpers import perturbed, save_stand_ins, tiny_model
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core: one thread each (the sweeps they start inherit it), or
+    # OpenMP's spinning threads of every worker fight over the same cores.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def target() -> GPTNeoXForCausalLM:
@@ -52,6 +58,16 @@ def hub_cache(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("hf")
     save_stand_ins(home)
     return home
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules whose matmuls are too small to share between threads: on a busy machine two threads waiting on
+    each other made Medusa's distillation 100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

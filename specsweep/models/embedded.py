@@ -61,8 +61,8 @@ class Recipe:
     # 2023).
     target: Shape = Shape(layers=12, hidden=192)
     drafts: tuple[Shape, ...] = (Shape(1, 32), Shape(1, 64), Shape(1, 128), Shape(2, 192))
-    target_steps: int = 300
-    draft_steps: int = 300
+    target_steps: int = 200
+    draft_steps: int = 200
     target_lr: float = 2e-3
     draft_lr: float = 3e-3
     heldout_every: int = 20  # one file in this many (by path hash) is held out for evaluation

@@ -14,18 +14,10 @@ from specsweep.cli import train_medusa as cli
 from specsweep.models.medusa import MedusaHeads
 from tests.helpers import tiny_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 EOS = "<|endoftext|>"
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(60))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These matmuls are too small to share: on a busy machine two threads waiting on each other made the
-    distillation test 100x slower (14 s instead of 0.15 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

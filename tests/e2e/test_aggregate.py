@@ -22,7 +22,8 @@ from specsweep.tracking import wandb_group, wandb_run_id
 from tests.helpers import ROOT
 from tests.helpers import sweep as multirun
 
-pytestmark = pytest.mark.slow
+# One worker runs the module, so its module fixture is built once under pytest-xdist.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("aggregate_sweep")]
 # XL is a size the config names but the built micro family lacks: two cells pass the checks and fail to load.
 GRID = ["+model_family.drafts.XL=XL", "draft=16K,37K,XL", "gamma=1,3"]
 

@@ -22,7 +22,8 @@ LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.lau
             "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10"]
 GRID = ["debug=smoke", "model_family=embedded_micro", "draft=16K,37K", "gamma=1,3", "logger=none"]
 
-pytestmark = pytest.mark.slow
+# One worker runs the module, so its module fixture is built once under pytest-xdist.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 
 @pytest.fixture(scope="module")

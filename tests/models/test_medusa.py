@@ -16,6 +16,8 @@ from transformers import AutoModel, GPTNeoXConfig, GPTNeoXForCausalLM
 from specsweep.models import medusa
 from specsweep.models.medusa import MedusaConfig, MedusaHeads
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 VOCAB = 96
 
 
@@ -27,16 +29,6 @@ def tiny_target(vocab: int = VOCAB, seed: int = 0) -> GPTNeoXForCausalLM:
                            intermediate_size=64, max_position_embeddings=256, initializer_range=0.3,
                            bos_token_id=0, eos_token_id=0)
     return GPTNeoXForCausalLM(config).eval()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These matmuls are too small to share: on a busy machine two threads waiting on each other made the
-    distillation test 100x slower (14 s instead of 0.15 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
