@@ -8,13 +8,17 @@ TORCH ?= torch==2.13.0
 # Debian's package; run apt as root, or through sudo when we are not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install chromium slurm test quickstart bench
+.PHONY: install install-test chromium slurm test quickstart bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e .
+
+# The test extras (pytest, pytest-xdist, scipy, ruff, the notebook runner) only where the tests run.
+install-test: install
 	$(BIN)/pip install --quiet -e ".[test]"
 
 # The report test opens report.html in headless Chromium.
@@ -28,7 +32,7 @@ slurm:
 		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq slurm-wlm munge; }
 
 # A worker per core (pytest-xdist); the modules that share an expensive fixture each run on one worker (xdist_group).
-test: install chromium slurm
+test: install-test chromium slurm
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n auto --dist loadgroup
 

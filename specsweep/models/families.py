@@ -102,8 +102,8 @@ def locate(family: ModelFamilyConfig, draft: str | None, heads: bool = False) ->
 def built_family(recipe: str) -> Path:
     path = embedded.family_dir(RECIPES[recipe])
     if not store.is_complete(path):
-        log.info("Building the embedded model family (%s recipe) into %s: once, about 11 minutes on 2 CPU cores "
-                 "for the full recipe", recipe, path)
+        log.info("Building the embedded model family (%s recipe) into %s: once, a few minutes on a CPU for the full "
+                 "recipe (each phase's seconds go into its family.json)", recipe, path)
     return embedded.build(RECIPES[recipe])
 
 
