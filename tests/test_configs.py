@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from specsweep.schema import NOT_MEASURED
 from tests.helpers import CONF, compose_config
 
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__"))
+OVERRIDES_ONLY = ("experiment", "debug")  # groups of override files, which name no node of their own
 
 
 @pytest.mark.parametrize("group,choice", [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))])
 def test_every_config_composes(group, choice):
     cfg = compose_config([f"{group}={choice}"])
-    if group != "experiment":
+    if group not in OVERRIDES_ONLY:
         assert cfg[group].name == choice
     assert cfg.draft in cfg.model_family.drafts  # every family's default draft is one of its sizes
 
@@ -59,18 +60,19 @@ def test_typos_and_wrong_types_fail_at_composition(override):
         compose_config([override])
 
 
-@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
-def test_every_experiment_pins_its_sweep_directory_so_running_it_again_resumes(experiment):
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+@pytest.mark.parametrize("group,experiment", [(g, f.stem) for g in OVERRIDES_ONLY
+                                              for f in sorted((CONF / g).glob("*.yaml"))])
+def test_every_experiment_pins_its_sweep_directory_so_running_it_again_resumes(group, experiment):
+    with initialize_config_module(version_base="1.3", config_module="specsweep.conf"):
+        cfg = compose("config", overrides=[f"{group}={experiment}"], return_hydra_config=True)
     assert cfg.hydra.sweep.dir == f"outputs/{experiment}"
 
 
 def test_keys_that_are_not_measured_name_no_job_directory():
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+    with initialize_config_module(version_base="1.3", config_module="specsweep.conf"):
         cfg = compose("config", return_hydra_config=True)
     excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
-    assert excluded == [*NOT_MEASURED, "experiment", "hydra.sweep.dir"]
+    assert excluded == [*NOT_MEASURED, *OVERRIDES_ONLY, "hydra.sweep.dir"]
 
 
 def test_a_job_directory_name_is_one_short_component():
