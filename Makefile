@@ -18,7 +18,8 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 # The test extras (pytest, pytest-xdist, scipy, ruff, the notebook runner) only where the tests run.
-install-test: install
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[test]"
 
 # The report test opens report.html in headless Chromium.
@@ -34,7 +35,7 @@ slurm:
 # A worker per core (pytest-xdist); the modules that share an expensive fixture each run on one worker (xdist_group).
 test: install-test chromium slurm
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n auto --dist loadgroup
+	$(BIN)/python -m pytest -n auto --dist loadgroup --durations=20
 
 bench: install
 	$(BIN)/specsweep-bench

@@ -80,6 +80,10 @@ def micro_env(specsweep_home, monkeypatch) -> dict[str, str]:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
+    # The slow tests first (a stable sort keeps every other order): pytest-xdist hands tests out in this order, so
+    # the long ones start early and the short ones fill the workers' gaps at the end, instead of one worker finishing
+    # a long tail alone.
+    items.sort(key=lambda item: "slow" not in item.keywords)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device, and this machine has none")
