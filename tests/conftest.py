@@ -80,10 +80,11 @@ def micro_env(specsweep_home, monkeypatch) -> dict[str, str]:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    # The slow tests first (a stable sort keeps every other order): pytest-xdist hands tests out in this order, so
-    # the long ones start early and the short ones fill the workers' gaps at the end, instead of one worker finishing
-    # a long tail alone.
-    items.sort(key=lambda item: "slow" not in item.keywords)
+    # The modules with slow tests first (a stable sort keeps every other order, and a module's tests together, so
+    # its module fixtures are built once): pytest-xdist hands tests out in this order, so the long ones start early
+    # and the short ones fill the workers' gaps at the end, instead of one worker finishing a long tail alone.
+    slow = {item.nodeid.split("::")[0] for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device, and this machine has none")
