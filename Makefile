@@ -8,18 +8,19 @@ TORCH ?= torch==2.13.0
 # Debian's package; run apt as root, or through sudo when we are not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test chromium slurm test quickstart bench
+.PHONY: torch install install-test chromium slurm test quickstart bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-install: $(BIN)/python
+torch: $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH)"
+
+install: torch
 	$(BIN)/pip install --quiet -e .
 
 # The test extras (pytest, pytest-xdist, scipy, ruff, the notebook runner) only where the tests run.
-install-test: $(BIN)/python
-	$(BIN)/pip install --quiet "$(TORCH)"
+install-test: torch
 	$(BIN)/pip install --quiet -e ".[test]"
 
 # The report test opens report.html in headless Chromium.

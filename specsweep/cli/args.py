@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn
 
-from specsweep.errors import ConfigError, looks_like_path
+from specsweep.errors import ConfigError
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,18 +26,6 @@ def number(parser: argparse.ArgumentParser, flag: str, raw: str, kind: Callable[
     if not ok(value):
         parser.error(f"{flag}={raw!r} is invalid; it must be {allowed}.")
     return value
-
-
-def existing_or_hub(parser: argparse.ArgumentParser, flag: str, name: str, what: str,
-                    suffixes: tuple[str, ...] = ()) -> Path | str:
-    """A local path that exists, or a name that reads as a hub id; a missing path is refused here, before any
-    library turns it into a hub lookup."""
-    path = Path(name).expanduser()
-    if path.exists():
-        return path
-    if looks_like_path(name, suffixes):
-        parser.error(f"{flag}={name!r} does not exist ({path.absolute()}); it must be {what}.")
-    return name
 
 
 def device(parser: argparse.ArgumentParser, flag: str, name: str) -> Any:
