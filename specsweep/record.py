@@ -51,6 +51,20 @@ METRICS: dict[str, Metric] = _registry(
     Metric("acceptance_rate", "accepted / drafted draft tokens", True),
     Metric("alpha", "accepted / (accepted + rejections): the MLE of Leviathan et al.'s per-token acceptance α", True),
     Metric("tokens_per_round", "new tokens / target verification forwards (τ, bonus tokens included)", True),
+    Metric("replay_tokens_per_round", "tokens_per_round replayed from the draft's choices along the baseline's own "
+           "output (specsweep.rounds): greedy, exact (equal to tokens_per_round unless a near-tie); sampling, "
+           "expected from Σ min(p, q) per position, an estimate", True),
+    Metric("replay_target_forwards", "greedy: target forwards after the first, replayed, over every repeat (equal "
+           "to counts.target_forwards)", None),
+    Metric("replay_draft_forwards", "greedy: draft forwards after the first, replayed, over every repeat (equal to "
+           "counts.draft_forwards)", None),
+    Metric("replay_speedup", "speedup predicted without decoding: the cell's replayed rounds and its baseline priced "
+           "by a latency profile (specsweep.study.forecast); interval: bootstrap over prompts", True, interval=True),
+    Metric("replay_ms_per_token", "ms_per_token predicted from the replayed rounds and the profile", False),
+    Metric("oracle_speedup", "greedy: the speedup of the best γ chosen per round in hindsight (the replayed matches "
+           "and the profile): the ceiling of any adaptive lookahead with this draft", True),
+    Metric("p_best", "share of bootstrap resamples of prompts in which the cell has the grid's highest speedup "
+           "(measured where measured, predicted elsewhere)", None),
     Metric("drafts_per_round", "drafted tokens / rounds: γ for a fixed lookahead, less where it adapts (stop_below, "
            "transformers' schedules) or the budget ends", None),
     Metric("accepted_per_position", "accepted tokens at draft positions 1..γ", None),
@@ -166,6 +180,10 @@ class Sample(TypedDict):
     baseline_ms_per_token: list[float]
     acceptance_rate: float | None
     accepted_per_position: list[int]
+    trace: list[list[int]]  # the first repeat's rounds, in order: [drafted, accepted] (one target token follows)
+    replay: dict[str, Any] | None  # the draft along the baseline's first-repeat output (`specsweep.app.replay`):
+    # prompt_tokens, new_tokens, and `matches` ("1" where its greedy choice is the target's token) or `acceptance`
+    # (Σ min(p, q) per position, sampling); None where the method does not replay
     quality: dict[str, float]
 
 

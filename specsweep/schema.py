@@ -156,6 +156,7 @@ class BenchConfig:
     reference: bool = False  # also time unoptimised autoregressive decoding (eager, no KV cache), interleaved
     control: bool = True  # also time the baseline against itself, interleaved: the A/A control, the noise floor
     uninstrumented: bool = False  # also time the method with per-forward timing off: what the timing costs
+    threads: int | None = None  # torch's CPU threads for the job (null: torch's default, or SLURM's allocation)
 
 
 @dataclass

@@ -65,6 +65,8 @@ def identity(spec: schema.Config) -> dict[str, Any]:
         del config["model_family"]["medusa"]
     if config["optimization"]["cache"] == "dynamic":  # the cache every cell used before there was a choice
         del config["optimization"]["cache"]
+    if config["bench"]["threads"] is None:  # torch's default, what every cell used before it was a setting
+        del config["bench"]["threads"]
     if not uses_draft:
         config.pop("draft")
     if not uses_gamma:
@@ -148,6 +150,9 @@ def check(spec: schema.Config) -> Cell:
     for name in ("max_new_tokens", "repeats"):
         if getattr(spec.bench, name) < 1:
             raise ConfigError(f"bench.{name}={getattr(spec.bench, name)} is invalid; it must be at least 1.")
+    if spec.bench.threads is not None and spec.bench.threads < 1:
+        raise ConfigError(f"bench.threads={spec.bench.threads} is invalid; it must be at least 1 (or null: torch's "
+                          "default).")
     if spec.bench.warmup < 0:
         raise ConfigError(f"bench.warmup={spec.bench.warmup} is invalid; it must be 0 or more.")
     try:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from specsweep import record, tracking
-from specsweep.app import calls, files, paired, provenance
+from specsweep.app import calls, files, paired, provenance, replay
 from specsweep.app import cell as cells
 from specsweep.app.calls import BASELINE, Call
 from specsweep.app.cell import Cell
@@ -42,7 +42,7 @@ def run(cfg: DictConfig, sweep_dir: Path | None = None) -> record.MetricsRecord:
     if done is not None:
         return files.reuse(out, done, key, axes)
     files.start(out, key, axes)
-    provenance.fit_threads()
+    provenance.fit_threads(spec.bench.threads)
     try:
         return measure(cells.check(spec), out)
     except BaseException as error:
@@ -67,6 +67,10 @@ def measure(cell: Cell, out: Path) -> record.MetricsRecord:
         log.warning("torch.compile compiled during the timed calls (%.1f s): raise bench.warmup so that the "
                     "timings exclude compilation", compile_seconds_timed)
     samples, metrics, baseline_quality = score(cell, models, examples, inputs, runs)
+    traced, replayed = replay.job_traces(cell, models, inputs, runs)
+    for sample, entry in zip(samples, traced or [], strict=False):
+        sample["replay"] = entry
+    metrics |= replayed
     metrics |= {"compile_seconds": compile_seconds, "compile_seconds_timed": compile_seconds_timed}
     metrics |= {f"{record.BASELINE_PREFIX}{name}": value for name, value in baseline_quality.items()}
     metrics_record = assemble_record(cell, models, len(examples), runs, metrics, last, peaks)

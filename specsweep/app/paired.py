@@ -127,6 +127,8 @@ def sample_records(examples: list[prompts.Example], runs: Runs, name: str, token
             baseline_ms_per_token=[g.stats.ms_per_token for g in baseline_runs],
             acceptance_rate=stats.accepted / stats.drafted if stats.drafted else None,
             accepted_per_position=stats.accepted_per_position,
+            trace=method_runs[0].stats.trace,
+            replay=None,
             quality={},
         ))
     return records

@@ -36,10 +36,13 @@ def provenance(device: torch.device) -> dict[str, Any]:
     }
 
 
-def fit_threads() -> None:
-    """Use the CPUs SLURM gave this task, not every core of its node: array tasks that share a node and each run
-    torch's default (all cores) oversubscribe it, and OpenMP's spinning threads then slow every task many times
-    over."""
+def fit_threads(threads: int | None = None) -> None:
+    """`threads` (bench.threads) where set; otherwise the CPUs SLURM gave this task, not every core of its node:
+    array tasks that share a node and each run torch's default (all cores) oversubscribe it, and OpenMP's spinning
+    threads then slow every task many times over."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+        return
     allocated = os.environ.get("SLURM_CPUS_PER_TASK", "")
     if allocated.isdigit() and 0 < int(allocated) < torch.get_num_threads():
         torch.set_num_threads(int(allocated))

@@ -203,7 +203,7 @@ def decode_rounds(m_p: Runner, seq: torch.Tensor, propose: Proposal, *, gamma: i
     return seq
 
 
-@method(uses_draft=True, uses_gamma=True, compilable=True)
+@method(uses_draft=True, uses_gamma=True, compilable=True, replays=True)
 @torch.inference_mode()
 def speculative(
     target: PreTrainedModel,

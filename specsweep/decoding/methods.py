@@ -23,18 +23,21 @@ class Method:
     needs_kv_cache: bool = False  # cannot run with use_cache=False (transformers' generate() verifies on its cache)
     compilable: bool = False  # torch.compile of the forwards is valid (our loops; not generate()'s candidates)
     uses_heads: bool = False  # takes Medusa heads trained on the target: the family's `medusa` entry
+    # Its rounds follow from the draft's choices along the target's own output (`specsweep.rounds`): a draft that
+    # conditions each proposal on the ones before it, verified by `engine.decode_rounds`.
+    replays: bool = False
 
 
 METHODS: dict[str, Method] = {}
 
 
 def method(*, uses_draft: bool = False, uses_gamma: bool = False, needs_kv_cache: bool = False,
-           compilable: bool = False, uses_heads: bool = False) -> Callable[[F], F]:
+           compilable: bool = False, uses_heads: bool = False, replays: bool = False) -> Callable[[F], F]:
     """Register a decoding function under its own name, with its capabilities."""
 
     def register(decode: F) -> F:
         METHODS[decode.__name__] = Method(decode.__name__, decode, uses_draft, uses_gamma, needs_kv_cache, compilable,
-                                          uses_heads)
+                                          uses_heads, replays)
         return decode
 
     return register

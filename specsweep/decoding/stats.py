@@ -20,6 +20,8 @@ class DecodeStats:
     accepted: int = 0  # draft tokens accepted; the bonus or resampled token is not counted
     rejections: int = 0  # rounds that ended in a rejection
     accepted_per_position: list[int] = field(default_factory=list)  # index i: accepted at draft position i+1
+    trace: list[list[int]] = field(default_factory=list)  # per round, in order: [drafted, accepted] (then one
+    # token from the target); two stats added keep both traces, one after the other
     target_forwards: int = 0  # target forwards after the first (the prefill is timed apart)
     target_seconds: float = 0.0
     verify_forwards: int = 0  # of those, the ones that verified a whole lookahead (gamma drafts)
@@ -34,6 +36,7 @@ class DecodeStats:
         self.drafted += drafted
         self.accepted += accepted
         self.rejections += int(rejected)
+        self.trace.append([drafted, accepted])
         if len(self.accepted_per_position) < drafted:
             self.accepted_per_position += [0] * (drafted - len(self.accepted_per_position))
         for position in range(accepted):
@@ -43,7 +46,9 @@ class DecodeStats:
         total = DecodeStats()
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            if isinstance(a, list):
+            if f.name == "trace":
+                total.trace = a + b
+            elif isinstance(a, list):
                 width = max(len(a), len(b))
                 a, b = a + [0] * (width - len(a)), b + [0] * (width - len(b))
                 setattr(total, f.name, [x + y for x, y in zip(a, b, strict=True)])
@@ -57,7 +62,8 @@ class DecodeStats:
         return _ratio(1e3 * self.seconds, self.new_tokens)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The counts, as metrics.json keeps them (the per-round trace goes to samples.jsonl, per prompt)."""
+        return {k: v for k, v in asdict(self).items() if k != "trace"}
 
 
 @dataclass

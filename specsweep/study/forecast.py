@@ -1,0 +1,215 @@
+"""The study predicted from traces and a latency profile: every (draft, γ) of a grid priced without decoding.
+
+Traces (what each draft does along the target's own output, `specsweep.app.replay`) do not depend on the machine;
+a profile (`specsweep.app.profile`) is one machine's costs. `predict` replays each prompt's rounds at every γ
+(`specsweep.rounds`: greedy exact, sampling expected), prices them and the autoregressive baseline with the profile,
+and gives each cell's speedup with a percentile bootstrap over prompts, the oracle bound (the best γ per round in
+hindsight, greedy), and each cell's probability of being the best. Reads files only: no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from specsweep import record, rounds
+from specsweep.errors import ConfigError
+from specsweep.theory import GAMMAS
+
+TRACES_JSON, PROFILE_JSON, PREDICTED_CSV, PLAN_JSON = "traces.json", "profile.json", "predicted.csv", "plan.json"
+COLUMNS = ["draft", "gamma", "replay_speedup", "replay_speedup_low", "replay_speedup_high", "replay_ms_per_token",
+           "replay_baseline_ms_per_token", "replay_tokens_per_round", "oracle_speedup", "p_best", "draft_params",
+           "decode_seconds", "estimate"]
+
+
+def read_json(path: Path, kind: str) -> dict[str, Any]:
+    """A traces or profile file, refused with one sentence when it is not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{path} is not a readable {kind} file: {error}.") from None
+    if not isinstance(data, dict) or data.get("kind") != kind:
+        raise ConfigError(f"{path} is not a {kind} file (written by specsweep's {kind} step).")
+    return data
+
+
+def load_traces(source: Path) -> dict[str, Any]:
+    """Traces from a traces.json, a sweep directory holding one (a planned sweep), or a sweep whose speculative
+    jobs kept their traces in samples.jsonl."""
+    source = Path(source)
+    if source.is_file():
+        return read_json(source, "traces")
+    if (source / TRACES_JSON).is_file():
+        return read_json(source / TRACES_JSON, "traces")
+    if source.is_dir():
+        return traces_of_sweep(source)
+    raise ConfigError(f"{source} is neither a traces.json nor a sweep directory.")
+
+
+def traces_of_sweep(sweep_dir: Path) -> dict[str, Any]:
+    """The traces a sweep's finished speculative jobs kept (one job per draft suffices: along the same baseline,
+    a draft's trace is the same at every γ)."""
+    found: dict[str, Any] = {}
+    prompts: list[dict[str, Any]] = []
+    for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+        status = record.read_status(job)
+        if not status or status.get("status") != "done" or status.get("same_as"):
+            continue
+        metrics = json.loads((job / record.METRICS_JSON).read_text())
+        samples = [json.loads(line) for line in (job / record.SAMPLES).read_text().splitlines() if line.strip()]
+        if not samples or samples[0].get("replay") is None:
+            continue
+        draft, config = metrics["cell"]["draft"], metrics["config"]
+        shared = {"greedy": config["sampling"]["temperature"] == 0, "max_new_tokens": config["bench"]["max_new_tokens"],
+                  "sampling": config["sampling"]["temperature"], "target": metrics["params"]["target"]}
+        if found and {k: found[k] for k in shared} != shared:
+            raise ConfigError(f"{sweep_dir} holds traces of more than one sampling, budget or target; predict from "
+                              f"one group's sweep (or its traces.json).")
+        if not found:
+            found = dict(shared) | {"kind": "traces", "format": 1, "models": {
+                "target": {"params": metrics["params"]["target"],
+                           "dtype": metrics["applied"]["target"]["dtype"],
+                           "quantized": metrics["applied"]["target"].get("quantized_modules", [])}}}
+            prompts = [{"prompt_tokens": s["replay"]["prompt_tokens"], "new_tokens": s["replay"]["new_tokens"],
+                        "drafts": {}} for s in samples]
+        if draft in found["models"]:
+            continue
+        found["models"][draft] = {"params": metrics["params"]["draft"], "dtype": metrics["applied"]["draft"]["dtype"],
+                                  "quantized": metrics["applied"]["draft"].get("quantized_modules", [])}
+        for entry, sample in zip(prompts, samples, strict=True):
+            entry["drafts"][draft] = {k: v for k, v in sample["replay"].items() if k in ("matches", "acceptance")}
+    if not found:
+        raise ConfigError(f"{sweep_dir} holds no traces: none of its finished jobs is a speculative cell that kept "
+                          f"one (jobs of specsweep before traces, or other methods).")
+    return found | {"prompts": prompts}
+
+
+def check(traces: dict[str, Any], profile: dict[str, Any], profile_path: Path | str = "the profile") -> None:
+    """The profile prices these traces: the same models, loaded the same way, profiled at every length a cell meets;
+    one sentence naming the mismatch otherwise."""
+    for name, model in traces["models"].items():
+        mine = profile["models"].get(name)
+        if mine is None:
+            raise ConfigError(f"{profile_path} does not profile {'the target' if name == 'target' else 'draft ' + name}"
+                              f"; profile the traces' models ({', '.join(traces['models'])}).")
+        for key in ("params", "dtype", "quantized"):
+            if key in model and key in mine and model[key] != mine[key]:
+                role = "target" if name == "target" else f"draft {name}"
+                raise ConfigError(f"{profile_path} profiles the {role} with {key}={mine[key]}, and the traces are of "
+                                  f"one with {key}={model[key]}; profile the same models, loaded the same way.")
+    if bool(profile.get("greedy")) != bool(traces.get("greedy")):
+        raise ConfigError(f"{profile_path} was made at sampling.temperature={profile.get('sampling.temperature')}, "
+                          f"and the traces at {traces.get('sampling')}; the loop's own costs differ between greedy "
+                          f"and sampled decoding: profile at the traces' sampling.")
+    lengths = [p["prompt_tokens"] for p in traces["prompts"]]
+    context, prefill = max(lengths) + traces["max_new_tokens"] + max(GAMMAS), (min(lengths), max(lengths) + max(GAMMAS))
+    for name in traces["models"]:
+        costs = profile["costs"][name]
+        if (max(costs["contexts"]) < context or min(costs["prefill_lengths"]) > prefill[0]
+                or max(costs["prefill_lengths"]) < prefill[1]):
+            raise ConfigError(f"{profile_path} profiles {name} at contexts up to {max(costs['contexts'])} and prefills "
+                              f"of {min(costs['prefill_lengths'])}..{max(costs['prefill_lengths'])} tokens, and the "
+                              f"traces need contexts up to {context} and prefills of {prefill[0]}..{prefill[1]}; "
+                              f"profile with the traces' prompts and bench.max_new_tokens={traces['max_new_tokens']}.")
+
+
+def costs_of(profile: dict[str, Any], draft: str | None) -> rounds.Costs:
+    overhead = profile["overhead_ms"]
+    return rounds.Costs(rounds.ModelCosts.from_json(profile["costs"]["target"]),
+                        rounds.ModelCosts.from_json(profile["costs"][draft]) if draft else None,
+                        overhead["round_ms"], overhead["draft_step_ms"], overhead["token_ms"])
+
+
+def per_prompt(traces: dict[str, Any], profile: dict[str, Any], gammas: Sequence[int] = GAMMAS
+               ) -> tuple[list[float], dict[tuple[str, int], list[float]], dict[str, list[float]],
+                          dict[tuple[str, int], float]]:
+    """Each prompt's predicted ms: the baseline's, each (draft, γ)'s, each draft's oracle (greedy), and each cell's
+    tokens per round over all prompts."""
+    budget = traces["max_new_tokens"]
+    baseline_costs = costs_of(profile, None)
+    baseline = [rounds.autoregressive_ms(p["new_tokens"], p["prompt_tokens"], baseline_costs)
+                for p in traces["prompts"]]
+    cells: dict[tuple[str, int], list[float]] = {}
+    oracle: dict[str, list[float]] = {}
+    per_round: dict[tuple[str, int], float] = {}
+    drafts = [name for name in traces["models"] if name != "target"]
+    for draft in drafts:
+        costs = costs_of(profile, draft)
+        for gamma in gammas:
+            times, total_rounds, tokens = [], 0.0, 0
+            for p in traces["prompts"]:
+                entry, length = p["drafts"][draft], p["prompt_tokens"]
+                if "matches" in entry:
+                    found = rounds.greedy_rounds([m == "1" for m in entry["matches"]], gamma, budget)
+                    times.append(rounds.call_ms(found, length, costs))
+                    total_rounds += len(found)
+                else:
+                    ms, expected = rounds.expected_ms(entry["acceptance"], gamma, budget, length, costs)
+                    times.append(ms)
+                    total_rounds += expected
+                tokens += p["new_tokens"]
+            cells[(draft, gamma)] = times
+            per_round[(draft, gamma)] = tokens / total_rounds if total_rounds else float("nan")
+        if traces.get("greedy"):
+            oracle[draft] = [rounds.oracle_ms([m == "1" for m in p["drafts"][draft]["matches"]], budget,
+                                              p["prompt_tokens"], costs) for p in traces["prompts"]]
+    return baseline, cells, oracle, per_round
+
+
+def ratio_interval(numerator: Sequence[float], denominator: Sequence[float], draws: list[list[int]]
+                   ) -> tuple[float, float, float]:
+    """Σ numerator / Σ denominator, and its percentile bootstrap interval over the prompts resampled by `draws`."""
+    estimates = sorted(sum(numerator[i] for i in d) / sum(denominator[i] for i in d) for d in draws)
+    tail = round(len(draws) * (1 - record.CONFIDENCE) / 2)
+    return sum(numerator) / sum(denominator), estimates[tail], estimates[-tail - 1]
+
+
+def resamples(n: int, seed: int = 0) -> list[list[int]]:
+    draw = random.Random(seed)
+    return [draw.choices(range(n), k=n) for _ in range(record.RESAMPLES)]
+
+
+def predict(traces: dict[str, Any], profile: dict[str, Any], gammas: Sequence[int] = GAMMAS, seed: int = 0,
+            repeats: int = 1, calls: int = 2) -> pd.DataFrame:
+    """A row per (draft, γ) (COLUMNS): predicted speedup with its interval, ms per token of the cell and of its
+    baseline, tokens per round, the draft's oracle speedup, the probability the cell is the grid's best, and the
+    seconds a job measuring it would decode for (`repeats` passes, the method and `calls` - 1 baseline calls)."""
+    check(traces, profile)
+    baseline, cells, oracle, per_round = per_prompt(traces, profile, gammas)
+    tokens = sum(p["new_tokens"] for p in traces["prompts"])
+    draws = resamples(len(baseline), seed)
+    best = best_probability(baseline, cells, draws)
+    rows = []
+    for (draft, gamma), times in cells.items():
+        speedup, low, high = ratio_interval(baseline, times, draws)
+        rows.append({"draft": draft, "gamma": gamma, "replay_speedup": speedup, "replay_speedup_low": low,
+                     "replay_speedup_high": high, "replay_ms_per_token": sum(times) / tokens,
+                     "replay_baseline_ms_per_token": sum(baseline) / tokens,
+                     "replay_tokens_per_round": per_round[(draft, gamma)],
+                     "oracle_speedup": sum(baseline) / sum(oracle[draft]) if draft in oracle else float("nan"),
+                     "p_best": best[(draft, gamma)], "draft_params": traces["models"][draft].get("params"),
+                     "decode_seconds": repeats * (sum(times) + (calls - 1) * sum(baseline)) / 1e3,
+                     "estimate": not traces.get("greedy")})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def best_probability(baseline: Sequence[float], cells: dict[Any, Sequence[float]], draws: list[list[int]],
+                     measured: dict[Any, tuple[Sequence[float], Sequence[float]]] | None = None) -> dict[Any, float]:
+    """Each cell's share of the bootstrap resamples of prompts in which it has the highest speedup: predicted
+    (Σ baseline / Σ cell over the resampled prompts), or, for a cell in `measured`, its measured per-prompt
+    (baseline ms, cell ms)."""
+    wins = dict.fromkeys(cells, 0)
+    for d in draws:
+        def speedup(cell: Any, d: list[int] = d) -> float:
+            if measured and cell in measured:
+                base, mine = measured[cell]
+                return sum(base[i] for i in d) / sum(mine[i] for i in d)
+            return sum(baseline[i] for i in d) / sum(cells[cell][i] for i in d)
+
+        wins[max(cells, key=speedup)] += 1
+    return {cell: count / len(draws) for cell, count in wins.items()}
