@@ -30,10 +30,11 @@ RULES = {
     **{module: ["torch", "transformers", *WINGS] for module in GROUND},
     "specsweep.cli.aggregate": ["torch", "transformers", "specsweep.app"],
     "specsweep.cli.theory": ["torch", "transformers"],
+    "specsweep.cli.predict": ["torch", "transformers", "specsweep.app"],
 }
 # package -> the only modules outside it that may import it
 IMPORTED_ONLY_BY = {
-    "specsweep.app": ["specsweep.__main__", "hydra_plugins.specsweep_sweeper"],
+    "specsweep.app": ["specsweep.__main__", "specsweep.profile", "hydra_plugins.specsweep_sweeper"],
     "specsweep.cli": [],
 }
 

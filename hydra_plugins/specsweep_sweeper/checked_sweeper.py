@@ -22,6 +22,21 @@ class CheckedSweeper(BasicSweeper):
     """The same grid, batches and launcher as Hydra's basic sweeper."""
 
     def sweep(self, arguments: list[str]) -> Any:
+        cells, found = self.checked(arguments)
+        todo = found.todo()
+        if len(todo) < len(cells):
+            log.info("resuming: %d of %d cells are done and are not launched again", len(cells) - len(todo),
+                     len(cells))
+        returns = []
+        # Hydra numbers a launch's jobs from its first index on, and the number is part of a job's directory: each
+        # run of consecutive cells to do is one launch (one SLURM array), so every cell keeps its directory.
+        for _, run in groupby(enumerate(todo), key=lambda pair: pair[1] - pair[0]):
+            returns.append(self.launch_cells(cells, [position for _, position in run]))
+        return returns
+
+    def checked(self, arguments: list[str]) -> tuple[list, Any]:
+        """Every cell composed and checked (exit 1 with one sentence per problem), the plan logged and multirun.yaml
+        saved: the cells' overrides and the plan (`specsweep.app.plan.Plan`)."""
         from specsweep.app import plan  # imported here: Hydra imports every plugin module at start-up
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -36,16 +51,10 @@ class CheckedSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        todo = found.todo()
-        if len(todo) < len(cells):
-            log.info("resuming: %d of %d cells are done and are not launched again", len(cells) - len(todo),
-                     len(cells))
-        returns = []
-        # Hydra numbers a launch's jobs from its first index on, and the number is part of a job's directory: each
-        # run of consecutive cells to do is one launch (one SLURM array), so every cell keeps its directory.
-        for _, run in groupby(enumerate(todo), key=lambda pair: pair[1] - pair[0]):
-            positions = [position for _, position in run]
-            batch = [list(cells[position]) for position in positions]
-            self.validate_batch_is_legal(batch)
-            returns.append(self.launcher.launch(batch, initial_job_idx=positions[0]))
-        return returns
+        return cells, found
+
+    def launch_cells(self, cells: list, positions: list[int]) -> Any:
+        """One launch of consecutive cells, each under its own job number (its position in the sweep)."""
+        batch = [list(cells[position]) for position in positions]
+        self.validate_batch_is_legal(batch)
+        return self.launcher.launch(batch, initial_job_idx=positions[0])

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
+from specsweep import record
+from specsweep.app import cell as cells
 from specsweep.app import provenance
 from specsweep.app.calls import decode_kwargs, generator
 from specsweep.app.cell import Cell
 from specsweep.app.replay import FORMAT, identity
+from specsweep.data import prompts
 from specsweep.decoding import METHODS
 from specsweep.decoding import profile as timing
 from specsweep.models import families
+from specsweep.study.forecast import PROFILE_JSON
 
 POINTS = 5  # contexts (and prefill lengths) profiled between the shortest and the longest a grid meets
 CALIBRATION_TOKENS = 48  # new tokens of each decode that measures the loop's own work
@@ -68,3 +74,33 @@ def profile_grid(cell: Cell, drafts: Sequence[str], inputs: Sequence[torch.Tenso
             "device": str(cell.device), "threads": torch.get_num_threads(), "greedy": cell.sampling.greedy,
             "sampling.temperature": cell.spec.sampling.temperature, "max_new_tokens": cell.bench.max_new_tokens,
             "provenance": provenance.provenance(cell.device), "seconds": time.perf_counter() - began}
+
+
+def model_drafts(cell: Cell) -> list[str]:
+    """The family's drafts (every one is a model a speculative cell can load)."""
+    return list(cell.family.drafts)
+
+
+def loader(cell: Cell) -> Callable[[str], families.Models]:
+    """draft name -> the cell's target with that draft, loaded as the cell's switches say."""
+    def load(draft: str) -> families.Models:
+        return families.load(cell.family, draft, cell.device, cell.settings)
+
+    return load
+
+
+def run(cfg: DictConfig) -> Path:
+    """`python -m specsweep.profile`: profile.json of the composed cell's target and its family's drafts, at the
+    contexts its dataset's prompts and budget meet, in the cell's output directory."""
+    spec = cells.typed(cfg)
+    cell = cells.check(spec)
+    provenance.fit_threads(spec.bench.threads)
+    load = loader(cell)
+    drafts = model_drafts(cell)
+    tokenizer = load(drafts[0]).tokenizer
+    examples = prompts.read_examples(cell.dataset, tokenizer)
+    inputs = [tokenizer(e.prompt, return_tensors="pt").input_ids.to(cell.device) for e in examples]
+    found = profile_grid(cell, drafts, inputs, load)
+    out = Path(spec.output_dir) / PROFILE_JSON
+    record.write_json(out, found)
+    return out

@@ -101,6 +101,8 @@ def trace_grid(cell: Cell, drafts: Sequence[str], inputs: Sequence[torch.Tensor]
     prompts = [{"prompt_tokens": prompt.shape[1], "new_tokens": outputs[i].numel(),
                 "drafts": {name: {k: v for k, v in entry.items() if k in ("matches", "acceptance")}
                            for name, entry in entries[i].items()}} for i, prompt in enumerate(inputs)]
-    return {"format": FORMAT, "kind": "traces", "models": identities, "sampling": cell.axes.get("sampling.temperature"),
+    labels = {k: cell.axes.get(k) for k in ("model_family", "dataset", "method", "setting", "sampling.temperature")}
+    return {"format": FORMAT, "kind": "traces", "models": identities, "labels": labels,
+            "sampling": cell.axes.get("sampling.temperature"),
             "greedy": cell.sampling.greedy, "max_new_tokens": cell.bench.max_new_tokens, "prompts": prompts,
             "decode_seconds": decoded, "seconds": time.perf_counter() - began, "time": now()}

@@ -52,8 +52,9 @@ def _times_ms(device: torch.device, run: Callable[[], None], reset: Callable[[],
 
 
 def _crop(cache: DynamicCache, length: int) -> None:
-    if cache.get_seq_length() > length:
-        cache.crop(length)
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)  # transformers' crop takes the tokens to drop, as `Runner.rollback` passes it
 
 
 def summary(times: Sequence[float]) -> dict[str, float]:

@@ -20,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from specsweep import record, schema
-from specsweep.study import dashboard, document, plots, report
+from specsweep.study import dashboard, document, forecast, plots, report
 from specsweep.study.cells import CELL, GROUP
 from specsweep.study.diagnose import TOLERANCE
 from specsweep.study.format import table_markdown
@@ -45,7 +45,7 @@ def collect(*sources: Path, published: Sequence[Path] = ()) -> pd.DataFrame:
             rows += pd.read_csv(source, dtype={"draft": str}).to_dict("records")
             continue
         jobs = [read_job(job_dir) for job_dir in job_dirs(source)]
-        rows += jobs + place_unstarted(source, jobs)
+        rows += forecast.attach(jobs + place_unstarted(source, jobs), source)
     for path in published:
         rows += read_published(path).to_dict("records")
     table = pd.DataFrame(rows)
@@ -260,6 +260,11 @@ def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = TOLERANCE,
     if table.empty:
         print(f"no jobs in {', '.join(map(str, [*sweep_dirs, *published]))}")
         return table
+    return write(table, out, tolerance, [*sweep_dirs, *published])
+
+
+def write(table: pd.DataFrame, out: Path, tolerance: float, sources: Sequence[Path]) -> pd.DataFrame:
+    """results.csv, study.md, plots/ and report.html of a tidy table, into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     record.write_atomic(out / RESULTS_CSV, table.to_csv(index=False))
     sections = document.sections(table, tolerance)
@@ -267,7 +272,8 @@ def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = TOLERANCE,
     images = plots.save(table, out / PLOTS_DIR, tolerance)
     done = int(table["status"].eq("done").sum())
     line = f"{done} of {len(table)} jobs done"
-    record.write_atomic(out / REPORT_HTML, report.render(sections, images, sweep_dirs, document.note(tolerance), line))
+    record.write_atomic(out / REPORT_HTML, report.render(sections, images, list(sources), document.note(tolerance),
+                                                         line))
     dashboard.log_study(table, images, out)
 
     for heading, frame in sections:

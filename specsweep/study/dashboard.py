@@ -41,7 +41,33 @@ def log_study(table: pd.DataFrame, images: list[Path], out: Path) -> None:
             found = list(groups(table))
             run.log({"results": wandb_table(table), "optimum": wandb_table(tables.best_rows(found))}
                     | {f"study/{title(labels)}": wandb_table(tables.values(frame)) for labels, frame in found}
-                    | {f"plots/{path.stem}": wandb.Image(str(path)) for path in images})
+                    | {f"plots/{path.stem}": wandb.Image(str(path)) for path in images}
+                    | {f"charts/{title(labels)}": wandb.plot.line_series(*series, title=f"speedup · {title(labels)}",
+                                                                       xname="γ")
+                       for labels, frame in found if (series := speedup_series(frame))})
         log.info("study logged to W&B run %s (%s) in group %s", run.id, mode, group)
     except Exception as error:  # W&B's own errors are many and version-dependent
         log.warning("W&B logging of the study failed; it is on disk only: %s", error)
+
+
+def speedup_series(frame: pd.DataFrame) -> tuple[list[int], list[list[float]], list[str]] | None:
+    """A group's speedup against γ, one line per draft measured and (where the sweep was predicted) one per draft
+    predicted, for `wandb.plot.line_series`: (γs, ys per line, line names); None when nothing was measured. A γ a
+    line lacks is NaN."""
+    done = frame[frame["status"].eq("done") & frame["gamma"].gt(0)]
+    if done.empty:
+        return None
+    gammas = sorted(int(g) for g in frame["gamma"].dropna().unique() if g > 0)
+    xs, ys, keys = gammas, [], []
+    for draft, cells in frame.groupby("draft", sort=False):
+        by_gamma = cells.set_index(cells["gamma"].astype(int))
+        for column, kind, rows in (("speedup", "measured", done["draft"].eq(draft)),
+                                   ("replay_speedup", "predicted", cells["gamma"].notna())):
+            if column not in by_gamma or not rows.any() or by_gamma[column].isna().all():
+                continue
+            values = by_gamma[column].where(by_gamma["status"].eq("done")) if kind == "measured" \
+                else by_gamma[column]
+            ys.append([float(values.get(g, float("nan"))) for g in gammas])
+            keys.append(f"{draft} {kind}")
+    return xs, ys, keys
+

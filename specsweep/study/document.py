@@ -11,7 +11,15 @@ from specsweep.study.cells import groups, title
 from specsweep.study.diagnose import TOLERANCE
 from specsweep.study.format import number, table_markdown
 from specsweep.study.predict import predicted_grid
-from specsweep.study.tables import beside_published, best_cells, combined_sections, grid
+from specsweep.study.tables import (
+    beside_published,
+    best_cells,
+    combined_sections,
+    grid,
+    planned_sweeps,
+    prediction_held,
+    skipped_cells,
+)
 
 
 def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[str, pd.DataFrame]]:
@@ -29,13 +37,22 @@ def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[st
     adaptive = pairs.adaptive_table(table)
     if not adaptive.empty:
         out.append(("Adaptive lookahead beside the best fixed γ of the same draft", adaptive))
+    held = prediction_held(found)
+    if not held.empty:
+        out.append(("How often the prediction from traces and a latency profile held", held))
+    planned = planned_sweeps(table)
+    if not planned.empty:
+        out.append(("Planned sweeps: what the planner measured", planned))
+        skipped = skipped_cells(table)
+        if not skipped.empty:
+            out.append(("Cells the planner skipped, and why", skipped))
     for labels, frame in found:
         out.append((title(labels), grid(frame, tolerance)))
         predicted = predicted_grid(frame)
         if not predicted.empty:
             out.append((f"Predicted speedup at every γ (S_v from the pair's α; ★ optimum, · not measured) · "
                         f"{title(labels)}", predicted))
-    unfinished = table[~table["status"].eq("done")]
+    unfinished = table[~table["status"].isin(["done", "skipped"])]
     if not unfinished.empty:
         columns = [c for c in ["job", "status", "method", "draft", "gamma", "error"] if c in unfinished]
         unfinished = unfinished[columns].assign(gamma=number(unfinished, "gamma", ".0f"))  # 3, even from CSV

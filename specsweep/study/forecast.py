@@ -71,7 +71,9 @@ def traces_of_sweep(sweep_dir: Path) -> dict[str, Any]:
             raise ConfigError(f"{sweep_dir} holds traces of more than one sampling, budget or target; predict from "
                               f"one group's sweep (or its traces.json).")
         if not found:
-            found = dict(shared) | {"kind": "traces", "format": 1, "models": {
+            labels = {k: metrics["cell"].get(k) for k in ("model_family", "dataset", "method", "setting",
+                                                           "sampling.temperature")}
+            found = dict(shared) | {"kind": "traces", "format": 1, "labels": labels, "models": {
                 "target": {"params": metrics["params"]["target"],
                            "dtype": metrics["applied"]["target"]["dtype"],
                            "quantized": metrics["applied"]["target"].get("quantized_modules", [])}}}
@@ -213,3 +215,48 @@ def best_probability(baseline: Sequence[float], cells: dict[Any, Sequence[float]
 
         wins[max(cells, key=speedup)] += 1
     return {cell: count / len(draws) for cell, count in wins.items()}
+
+
+# What a planned sweep's plan.json adds to each of its rows (by draft and γ).
+PLAN_COLUMNS = ("replay_speedup", "replay_speedup_low", "replay_speedup_high", "replay_ms_per_token",
+                "replay_tokens_per_round", "oracle_speedup", "p_best")
+
+
+def attach(rows: list[dict[str, Any]], sweep_dir: Path) -> list[dict[str, Any]]:
+    """A planned sweep's predictions beside its rows: the plan's columns by (draft, γ), the share of the full
+    grid's decode time the plan spent (`plan_fraction`), and for a cell it skipped, status `skipped` and why."""
+    path = Path(sweep_dir) / PLAN_JSON
+    if not path.is_file():
+        return rows
+    plan = json.loads(path.read_text())
+    cells = {(str(c["draft"]), int(c["gamma"])): c for c in plan["cells"]}
+    for row in rows:
+        if row.get("sweep") != str(sweep_dir) or row.get("gamma") is None or pd.isna(row.get("gamma")):
+            continue
+        found = cells.get((str(row.get("draft")), int(row["gamma"])))
+        if found is None:
+            continue
+        # The job's own replay of τ (from its own trace) stays; the plan's fills in where the job has none.
+        row |= {k: found[k] for k in PLAN_COLUMNS if k in found and (k not in row or pd.isna(row[k]))}
+        row["plan_fraction"] = plan.get("fraction_of_grid")
+        if found.get("skipped") and row.get("status") == "missing":
+            row |= {"status": "skipped", "error": f"skipped by the planner: {found['skipped']}"}
+    return rows
+
+
+def predicted_rows(prediction: pd.DataFrame, traces: dict[str, Any], profile: dict[str, Any]) -> pd.DataFrame:
+    """A prediction as study rows (every one marked `predicted`), in the group of the profiled machine."""
+    provenance = profile.get("provenance", {})
+    hardware = f"{provenance.get('gpu') or provenance.get('cpu')}, {profile.get('threads')} threads (predicted)"
+    labels = traces.get("labels", {})
+    frame = prediction.assign(
+        status="done", predicted=True, hardware=hardware, threads=profile.get("threads"),
+        speedup=prediction["replay_speedup"], speedup_low=prediction["replay_speedup_low"],
+        speedup_high=prediction["replay_speedup_high"], ms_per_token=prediction["replay_ms_per_token"],
+        baseline_ms_per_token=prediction["replay_baseline_ms_per_token"],
+        tokens_per_round=prediction["replay_tokens_per_round"], target_params=traces["models"]["target"]["params"],
+        key=[f"predicted:{d}:{g}" for d, g in zip(prediction["draft"], prediction["gamma"], strict=True)],
+        sweep="(predicted)", job=[f"{d} γ={g}" for d, g in zip(prediction["draft"], prediction["gamma"], strict=True)])
+    for name, value in labels.items():
+        frame[name] = value
+    return frame

@@ -35,11 +35,12 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     frame = frame.set_index(CELL).reindex(full).reset_index()
     frame["status"] = frame["status"].fillna("missing")
     done = frame["status"].eq("done")
+    predicted = frame["predicted"].eq(True) if "predicted" in frame else pd.Series(False, index=frame.index)
     out = pd.DataFrame({
         "draft": frame["draft"],
         "draft params": frame.get("draft_params", pd.Series(index=frame.index)).map(params),
         "γ": frame["gamma"].astype(int),
-        "status": frame["status"],
+        "status": frame["status"].where(~predicted, "predicted"),
     })
     for column in ["alpha", "acceptance_rate", "c"]:
         out[column] = number(frame, column, ".3f")
@@ -53,6 +54,7 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     frame = frame.assign(s_v=verify_priced(frame))
     out["S_v"] = number(frame, "s_v", ".2f")
     out["measured / S_v"] = number(frame.assign(ratio=ratio(frame, "s_v")), "ratio", ".2f")
+    out = out.join(replayed(frame, predicted))
     pair = pair_prediction(frame)
     out["pair α"] = number(pair, "alpha", ".3f")
     out["S (pair α)"] = number(pair, "predicted", ".2f")
@@ -65,6 +67,21 @@ def grid(frame: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     for name, delta in quality_deltas(frame).items():
         out[QUALITY[name]] = number(frame, name, ".3f")
         out[f"Δ{QUALITY[name]}"] = number(frame.assign(delta=delta), "delta", "+.3f")
+    return out
+
+
+def replayed(frame: pd.DataFrame, predicted: pd.Series) -> pd.DataFrame:
+    """The grid's columns from traces (where the sweep kept them): τ measured and replayed, and (a planned or
+    predicted sweep) the speedup predicted from traces and a profile, measured over it, and p(best)."""
+    out = pd.DataFrame(index=frame.index)
+    if "replay_tokens_per_round" in frame and frame["replay_tokens_per_round"].notna().any():
+        out["τ"] = number(frame, "tokens_per_round", ".3f")
+        out["replay τ"] = number(frame, "replay_tokens_per_round", ".3f")
+    if "replay_speedup" in frame and frame["replay_speedup"].notna().any():
+        out["replay [95% CI]"] = [interval(row, "replay_speedup") for _, row in frame.iterrows()]
+        measured = frame.assign(ratio=ratio(frame, "replay_speedup").where(~predicted))
+        out["measured / replay"] = number(measured, "ratio", ".2f")
+        out["p(best)"] = number(frame, "p_best", ".2f")
     return out
 
 
@@ -210,3 +227,55 @@ VALUES = ["draft", "gamma", "status", "draft_params", "target_params", "alpha", 
 def values(frame: pd.DataFrame) -> pd.DataFrame:
     """A group's cells with the study's measured columns, numbers left as numbers."""
     return frame[[column for column in VALUES if column in frame]].reset_index(drop=True)
+
+
+def prediction_held(found: list[tuple[dict[str, Any], pd.DataFrame]], within: float = 0.05) -> pd.DataFrame:
+    """Per group whose cells were both predicted from traces and measured: how often the prediction held (within
+    `within` of the measurement, and intervals that meet), the spread of measured / predicted, the best fixed γ
+    measured, and the oracle bound (the best γ per round in hindsight, greedy)."""
+    rows = []
+    for labels, frame in found:
+        if "replay_speedup" not in frame:
+            continue
+        both = frame[frame["status"].eq("done") & frame["speedup"].notna() & frame["replay_speedup"].notna()
+                     & ~frame.get("predicted", pd.Series(False, index=frame.index)).eq(True)]
+        if both.empty:
+            continue
+        r = both["speedup"] / both["replay_speedup"]
+        meet = ((both["speedup_low"] <= both["replay_speedup_high"])
+                & (both["replay_speedup_low"] <= both["speedup_high"]))
+        best = both.loc[both["speedup"].idxmax()]
+        oracle = frame.groupby("draft")["oracle_speedup"].max() if "oracle_speedup" in frame else pd.Series()
+        oracle = oracle.dropna()
+        close = abs(r - 1) <= within
+        rows.append({"group": title(labels), "cells": len(both),
+                     f"within ±{within:.0%}": f"{int(close.sum())} ({close.mean():.0%})",
+                     "intervals meet": f"{int(meet.sum())} ({meet.mean():.0%})",
+                     "measured / replay: min · median · max": f"{r.min():.3f} · {r.median():.3f} · {r.max():.3f}",
+                     "best fixed γ (measured)": f"{best['draft']} γ={int(best['gamma'])}: {interval(best)}",
+                     "oracle (best γ per round, hindsight)": "; ".join(f"{d}: {v:.2f}×" for d, v in oracle.items())})
+    return pd.DataFrame(rows)
+
+
+def skipped_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """The cells a planned sweep did not measure, with their prediction and why they were skipped."""
+    if "plan_fraction" not in table:
+        return pd.DataFrame()
+    skipped = table[table["status"].eq("skipped")]
+    return pd.DataFrame({"sweep": skipped["sweep"], "draft": skipped["draft"],
+                         "γ": number(skipped, "gamma", ".0f"),
+                         "replay [95% CI]": [interval(row, "replay_speedup") for _, row in skipped.iterrows()],
+                         "p(best)": number(skipped, "p_best", ".2f"), "why": skipped["error"]})
+
+
+def planned_sweeps(table: pd.DataFrame) -> pd.DataFrame:
+    """Per planned sweep: cells measured of the grid, and the share of the full grid's decode time it spent."""
+    if "plan_fraction" not in table or table["plan_fraction"].isna().all():
+        return pd.DataFrame()
+    rows = []
+    for sweep, frame in table[table["plan_fraction"].notna()].groupby("sweep"):
+        rows.append({"sweep": sweep, "cells measured": f"{int(frame['status'].eq('done').sum())} of {len(frame)}",
+                     "decode time, share of the full grid's": f"{frame['plan_fraction'].iloc[0]:.0%}",
+                     "most likely best (p)": "; ".join(f"{r['draft']} γ={int(r['gamma'])} ({r['p_best']:.2f})"
+                                                      for _, r in frame.nlargest(3, "p_best").iterrows())})
+    return pd.DataFrame(rows)

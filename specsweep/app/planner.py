@@ -1,0 +1,184 @@
+"""The planner (`hydra/sweeper=planned`): predict a draft x γ grid from traces and a latency profile, then measure
+only the cells that can still change the optimum.
+
+1. `prepare`: one autoregressive decode of the grid's prompts, every draft traced along it, and the models profiled
+   on this machine: traces.json and profile.json in the sweep directory (kept, so a resumed sweep reuses them).
+2. `forecast.predict` prices every cell, with a bootstrap interval over prompts.
+3. `decide`, after each measured cell: the next cell is the unmeasured one of highest predicted speedup; the plan
+   stops when no unmeasured cell's upper bound reaches the measured best's lower bound and the prediction held on
+   the last cell measured. An upper bound is scaled by the worst under-prediction met so far, and a cell the
+   prediction missed (its measured interval and the predicted one apart, by more than 5%) is reported, and
+   measuring goes on.
+4. plan.json: each cell's prediction, measurement or reason it was skipped, its probability of being the best, and
+   the share of the full grid's decode time spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from specsweep import record, schema
+from specsweep.app import cell as cells
+from specsweep.app import profile as profiling
+from specsweep.app import provenance, replay
+from specsweep.app.cell import Cell
+from specsweep.data import prompts
+from specsweep.errors import ConfigError
+from specsweep.study import forecast
+
+log = logging.getLogger("specsweep")
+HELD = 0.05  # a measured speedup within this of the prediction holds, whatever the intervals say
+Grid = dict[tuple[str, int], int]  # (draft, γ) -> the cell's position in the sweep
+
+
+def grid_of(specs: Sequence[schema.Config | None]) -> tuple[Cell, Grid]:
+    """The grid's shared cell (its first) and each (draft, γ)'s position, or one sentence on why the planner cannot
+    plan it: a method without drafts or whose rounds do not replay, or cells that differ in more than draft and γ."""
+    checked = [(i, cells.check(spec)) for i, spec in enumerate(specs) if spec is not None]
+    first = checked[0][1]
+    if not first.method.uses_draft:
+        raise ConfigError(f"hydra/sweeper=planned plans a grid of drafts and lookaheads, and "
+                          f"method={first.method.name} has no draft; sweep it with the default sweeper.")
+    if not replay.replays(first):
+        raise ConfigError(f"hydra/sweeper=planned cannot predict method={first.method.name} with these options: its "
+                          f"rounds do not follow from the draft's choices (it needs method=speculative at a fixed "
+                          f"lookahead, method.options.stop_below=0).")
+    if not first.spec.optimization.kv_cache or first.spec.optimization.cache != "dynamic":
+        raise ConfigError("hydra/sweeper=planned profiles forwards on a dynamic KV cache, and this grid sets "
+                          "optimization.kv_cache=false or optimization.cache=static; plan it on the default cache.")
+
+    def rest(cell: Cell) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(cell.spec).items() if k not in ("draft", "gamma", "output_dir")}
+
+    for _, other in checked:
+        if rest(other) != rest(first):
+            differs = sorted(k for k in rest(first) if rest(first)[k] != rest(other)[k])
+            raise ConfigError(f"hydra/sweeper=planned plans one grid of draft and gamma, and this sweep also varies "
+                              f"{', '.join(differs)}; plan each value apart (one sweep each).")
+    return first, {(cell.draft, cell.gamma): i for i, cell in checked}
+
+
+def prepare(first: Cell, drafts: Sequence[str], sweep_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """traces.json and profile.json of the grid, made once (a resumed sweep reads them back)."""
+    paths = sweep_dir / forecast.TRACES_JSON, sweep_dir / forecast.PROFILE_JSON
+    if all(path.is_file() for path in paths):
+        return forecast.read_json(paths[0], "traces"), forecast.read_json(paths[1], "profile")
+    provenance.fit_threads(first.spec.bench.threads)
+    torch.manual_seed(first.spec.seed)
+    load = profiling.loader(first)
+    tokenizer = load(drafts[0]).tokenizer
+    inputs = [tokenizer(e.prompt, return_tensors="pt").input_ids.to(first.device)
+              for e in prompts.read_examples(first.dataset, tokenizer)]
+    log.info("planner: tracing %d drafts along the target's output on %d prompts", len(drafts), len(inputs))
+    traces = replay.trace_grid(first, drafts, inputs, load)
+    record.write_json(paths[0], traces)
+    log.info("planner: profiling the target and %d drafts", len(drafts))
+    record.write_json(paths[1], profiling.profile_grid(first, drafts, inputs, load))
+    return traces, forecast.read_json(paths[1], "profile")
+
+
+@dataclass
+class Measured:
+    speedup: float
+    low: float
+    high: float
+    decode_seconds: float
+    per_prompt: tuple[list[float], list[float]]  # (baseline ms, the cell's ms) per prompt
+
+
+def measured_cell(job_dir: Path, calls: int) -> Measured:
+    metrics = json.loads((job_dir / record.METRICS_JSON).read_text())
+    samples = [json.loads(line) for line in (job_dir / record.SAMPLES).read_text().splitlines() if line.strip()]
+    m = metrics["metrics"]
+    decode = metrics["counts"]["seconds"] + (calls - 1) * metrics["baseline_counts"]["seconds"]
+    per_prompt = ([sum(s["baseline_ms_per_token"]) * s["new_tokens"] for s in samples],
+                  [sum(s["ms_per_token"]) * s["new_tokens"] for s in samples])
+    return Measured(m["speedup"], m["speedup_low"], m["speedup_high"], decode, per_prompt)
+
+
+def held(predicted: dict[str, float], found: Measured) -> bool:
+    """The prediction held: the two intervals meet, or the figures are within HELD of each other."""
+    overlap = found.low <= predicted["replay_speedup_high"] and predicted["replay_speedup_low"] <= found.high
+    return overlap or abs(found.speedup / predicted["replay_speedup"] - 1) <= HELD
+
+
+@dataclass
+class Decision:
+    next: tuple[str, int] | None  # the cell to measure next; None: stop
+    reasons: dict[tuple[str, int], str] = field(default_factory=dict)  # skipped cell -> why
+    misses: list[str] = field(default_factory=list)  # one sentence per measured cell the prediction missed
+    scale: float = 1.0  # the worst under-prediction so far, which scales every upper bound
+
+
+def decide(predicted: dict[tuple[str, int], dict[str, float]], measured: dict[tuple[str, int], Measured],
+           order: Sequence[tuple[str, int]]) -> Decision:
+    """The next cell to measure, or why every cell left can be skipped. `order`: the cells measured, in order."""
+    misses = [f"{c[0]} γ={c[1]}: measured {found.speedup:.2f}× [{found.low:.2f}, {found.high:.2f}], predicted "
+              f"{predicted[c]['replay_speedup']:.2f}× [{predicted[c]['replay_speedup_low']:.2f}, "
+              f"{predicted[c]['replay_speedup_high']:.2f}]"
+              for c, found in measured.items() if not held(predicted[c], found)]
+    scale = max([1.0] + [found.speedup / predicted[c]["replay_speedup"] for c, found in measured.items()])
+    left = sorted((c for c in predicted if c not in measured), key=lambda c: -predicted[c]["replay_speedup"])
+    if not measured:
+        return Decision(left[0] if left else None, {}, misses, scale)
+    best = max(measured, key=lambda c: measured[c].speedup)
+    bound = measured[best].low
+    last_held = held(predicted[order[-1]], measured[order[-1]]) if order else True
+    reachable = [c for c in left if predicted[c]["replay_speedup_high"] * scale >= bound]
+    if reachable:
+        return Decision(reachable[0], {}, misses, scale)
+    if not last_held and left:
+        return Decision(left[0], {}, misses, scale)
+    reasons = {c: (f"predicted {predicted[c]['replay_speedup']:.2f}× [{predicted[c]['replay_speedup_low']:.2f}, "
+                   f"{predicted[c]['replay_speedup_high']:.2f}]; its upper bound"
+                   + (f" × {scale:.2f} (the worst under-prediction measured)" if scale > 1 else "")
+                   + f" is below the measured best's lower bound, {bound:.2f}× ({best[0]} γ={best[1]})")
+               for c in left}
+    return Decision(None, reasons, misses, scale)
+
+
+def summary(predicted: dict[tuple[str, int], dict[str, float]], measured: dict[tuple[str, int], Measured],
+            order: Sequence[tuple[str, int]], decision: Decision, traces: dict[str, Any], profile: dict[str, Any],
+            calls: int) -> dict[str, Any]:
+    """plan.json: the plan's cells, its stop, each cell's probability of being the best, and the time it spent."""
+    draws = forecast.resamples(len(traces["prompts"]))
+    baseline, times, _, _ = forecast.per_prompt(traces, profile, sorted({g for _, g in predicted}))
+    grid = {c: times[c] for c in predicted}
+    best = forecast.best_probability(baseline, grid, draws, {c: m.per_prompt for c, m in measured.items()})
+    spent_cells = sum(m.decode_seconds for m in measured.values())
+    prepared = traces.get("seconds", 0.0) + profile.get("seconds", 0.0)
+    full = sum(measured[c].decode_seconds if c in measured else predicted[c]["decode_seconds"] for c in predicted)
+    shown = [k for k in forecast.COLUMNS if k not in ("draft", "gamma")]
+    rows = [{"draft": d, "gamma": g, **{k: predicted[(d, g)][k] for k in shown},
+             "p_best": best[(d, g)], "measured": (d, g) in measured,
+             "speedup": measured[(d, g)].speedup if (d, g) in measured else None,
+             "held": held(predicted[(d, g)], measured[(d, g)]) if (d, g) in measured else None,
+             "skipped": decision.reasons.get((d, g))} for d, g in predicted]
+    return {"kind": "plan", "cells": rows, "order": [list(c) for c in order], "misses": decision.misses,
+            "scale": decision.scale, "stopped": decision.next is None, "prepare_seconds": prepared,
+            "measured_decode_seconds": spent_cells, "grid_decode_seconds": full,
+            "fraction_of_grid": (prepared + spent_cells) / full if full else None, "time": provenance.now()}
+
+
+def predictions(traces: dict[str, Any], profile: dict[str, Any], grid: Grid, calls: int, repeats: int
+                ) -> dict[tuple[str, int], dict[str, float]]:
+    frame = forecast.predict(traces, profile, sorted({g for _, g in grid}), repeats=repeats, calls=calls)
+    frame = frame[[(d, g) in grid for d, g in zip(frame["draft"], frame["gamma"], strict=True)]]
+    return {(row["draft"], int(row["gamma"])): row for row in frame.to_dict("records")}
+
+
+def job_dirs_by_key(sweep_dir: Path) -> dict[str, Path]:
+    found = {}
+    for job in sweep_dir.iterdir() if sweep_dir.is_dir() else []:
+        status = record.read_status(job) if job.is_dir() else None
+        if status and status.get("status") == "done":
+            found[status["key"]] = job
+    return found
