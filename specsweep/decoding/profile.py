@@ -20,6 +20,7 @@ from functools import partial
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
+from specsweep.decoding.runner import keeps_kv_cache
 from specsweep.decoding.stats import Generation
 from specsweep.decoding.timing import synchronize
 
@@ -73,13 +74,17 @@ def forwards(model: PreTrainedModel, contexts: Sequence[int], ks: Sequence[int] 
     ids = torch.randint(0, model.config.vocab_size, (1, longest), device=device)
     medians: dict[int, list[float]] = {k: [] for k in ks}
     spread: dict[int, list[list[float]]] = {k: [] for k in ks}
+    cached = keeps_kv_cache(model)
     for context in contexts:
         cache = DynamicCache()
-        if context:
+        if context and cached:
             model(input_ids=ids[:, :context], past_key_values=cache, use_cache=True, logits_to_keep=1)
         for k in ks:
+            # A model without a KV cache (an n-gram table) reads the whole sequence at every forward, as the engine
+            # feeds it (`Runner.forward`).
             run = partial(model, input_ids=ids[:, context:context + k], past_key_values=cache, use_cache=True,
-                          logits_to_keep=k)
+                          logits_to_keep=k) if cached else partial(model, input_ids=ids[:, :context + k],
+                                                                   logits_to_keep=k)
             reset = partial(_crop, cache, context)
             found = summary(_times_ms(device, run, reset, repeats, warmup))
             medians[k].append(found["median"])
