@@ -4,7 +4,8 @@
 
 Traces do not depend on the machine: a sweep's speculative jobs keep them (samples.jsonl), and a planned sweep writes
 traces.json. A profile (`specsweep-profile` on the machine in question) prices them. The output is a study like
-`specsweep-aggregate`'s (results.csv, study.md, plots, report.html, and predicted.csv), every cell marked predicted.
+`specsweep-aggregate`'s (results.csv, study.md, plots, report.html, and predicted.csv), every cell marked predicted;
+with `--beside <sweep>`, that sweep's measured study with the prediction beside each cell.
 Reads files only: no torch is imported. `python -m specsweep.predict` is the same command.
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+
+import pandas as pd
 
 from specsweep import record
 from specsweep.cli.args import Parser
@@ -26,10 +29,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("source", type=Path, help="a sweep directory or a traces.json")
     parser.add_argument("--profile", type=Path, required=True, help="profile.json (specsweep-profile)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the predicted study")
+    parser.add_argument("--beside", type=Path, help="a sweep measured on the profiled machine: its study, with the "
+                                                    "prediction beside each measured cell")
     parser.add_argument("--seed", type=int, default=0, help="seeds the bootstrap over prompts")
     args: argparse.Namespace = parser.parse_args(argv)
     if not args.source.exists():
         parser.error(f"{args.source} is neither a sweep directory nor a traces.json.")
+    if args.beside is not None and not args.beside.is_dir():
+        parser.error(f"--beside={args.beside} is not a sweep directory.")
     if not args.profile.is_file():
         parser.error(f"--profile={args.profile} is not a file; make one with specsweep-profile.")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -42,9 +49,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
     args.out.mkdir(parents=True, exist_ok=True)
     record.write_atomic(args.out / forecast.PREDICTED_CSV, prediction.to_csv(index=False))
-    table = forecast.predicted_rows(prediction, traces, profile)
-    aggregate.write(table.reindex(columns=list(dict.fromkeys([*table.columns, *aggregate.STUDY_COLUMNS]))),
-                    args.out, TOLERANCE, [args.source, args.profile])
+    if args.beside is None:
+        table = forecast.predicted_rows(prediction, traces, profile)
+        table = table.reindex(columns=list(dict.fromkeys([*table.columns, *aggregate.STUDY_COLUMNS])))
+    else:
+        measured = aggregate.collect(args.beside)
+        table = pd.DataFrame(forecast.join(measured.to_dict("records"), forecast.by_cell(prediction)))
+    aggregate.write(table, args.out, TOLERANCE, [args.source, args.profile, *filter(None, [args.beside])])
 
 
 if __name__ == "__main__":

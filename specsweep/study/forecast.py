@@ -222,25 +222,45 @@ PLAN_COLUMNS = ("replay_speedup", "replay_speedup_low", "replay_speedup_high", "
                 "replay_tokens_per_round", "oracle_speedup", "p_best")
 
 
-def attach(rows: list[dict[str, Any]], sweep_dir: Path) -> list[dict[str, Any]]:
-    """A planned sweep's predictions beside its rows: the plan's columns by (draft, γ), the share of the full
-    grid's decode time the plan spent (`plan_fraction`), and for a cell it skipped, status `skipped` and why."""
-    path = Path(sweep_dir) / PLAN_JSON
-    if not path.is_file():
-        return rows
-    plan = json.loads(path.read_text())
-    cells = {(str(c["draft"]), int(c["gamma"])): c for c in plan["cells"]}
+def join(rows: list[dict[str, Any]], cells: dict[tuple[str, int], dict[str, Any]], sweep: str | None = None
+         ) -> list[dict[str, Any]]:
+    """Predicted columns (PLAN_COLUMNS) beside the rows of the same (draft, γ) (of `sweep` only, where given). A
+    job's own replay of τ (from its own trace) stays; the prediction's fills in where the job has none."""
     for row in rows:
-        if row.get("sweep") != str(sweep_dir) or row.get("gamma") is None or pd.isna(row.get("gamma")):
+        if (sweep is not None and row.get("sweep") != sweep) or row.get("gamma") is None or pd.isna(row["gamma"]):
             continue
         found = cells.get((str(row.get("draft")), int(row["gamma"])))
-        if found is None:
-            continue
-        # The job's own replay of τ (from its own trace) stays; the plan's fills in where the job has none.
-        row |= {k: found[k] for k in PLAN_COLUMNS if k in found and (k not in row or pd.isna(row[k]))}
-        row["plan_fraction"] = plan.get("fraction_of_grid")
-        if found.get("skipped") and row.get("status") == "missing":
-            row |= {"status": "skipped", "error": f"skipped by the planner: {found['skipped']}"}
+        if found is not None:
+            row |= {k: found[k] for k in PLAN_COLUMNS if k in found and (k not in row or pd.isna(row[k]))}
+    return rows
+
+
+def by_cell(frame: pd.DataFrame | list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    records = frame.to_dict("records") if isinstance(frame, pd.DataFrame) else frame
+    return {(str(c["draft"]), int(c["gamma"])): c for c in records}
+
+
+def attach(rows: list[dict[str, Any]], sweep_dir: Path) -> list[dict[str, Any]]:
+    """A sweep's predictions beside its rows. A planned sweep's plan.json: its columns by (draft, γ), the share of
+    the full grid's decode time it spent (`plan_fraction`), and for a cell it skipped, status `skipped` and why. A
+    sweep that holds a profile.json (`specsweep-profile hydra.run.dir=<sweep>`): its jobs' traces priced by it."""
+    sweep_dir = Path(sweep_dir)
+    if (sweep_dir / PLAN_JSON).is_file():
+        plan = json.loads((sweep_dir / PLAN_JSON).read_text())
+        cells = by_cell(plan["cells"])
+        rows = join(rows, cells, str(sweep_dir))
+        for row in rows:
+            found = cells.get((str(row.get("draft")), int(row["gamma"]))) if row.get("sweep") == str(sweep_dir) \
+                and pd.notna(row.get("gamma")) else None
+            if found is None:
+                continue
+            row["plan_fraction"] = plan.get("fraction_of_grid")
+            if found.get("skipped") and row.get("status") == "missing":
+                row |= {"status": "skipped", "error": f"skipped by the planner: {found['skipped']}"}
+        return rows
+    if (sweep_dir / PROFILE_JSON).is_file():
+        profile = read_json(sweep_dir / PROFILE_JSON, "profile")
+        return join(rows, by_cell(predict(load_traces(sweep_dir), profile)), str(sweep_dir))
     return rows
 
 

@@ -81,8 +81,12 @@ def test_a_sweeps_traces_and_a_profile_predict_its_study(planned, tmp_path):
     assert "(predicted)" in (tmp_path / "predicted" / "study.md").read_text()
     # From the jobs' own traces (samples.jsonl) the prediction is the same for the cells' drafts.
     again = predict(str(sweep_dir), "--profile", str(sweep_dir / forecast.PROFILE_JSON), "--out",
-                    str(tmp_path / "from_jobs"))
+                    str(tmp_path / "from_jobs"), "--beside", str(sweep_dir))
     assert again.returncode == 0, again.stderr
+    beside = pd.read_csv(tmp_path / "from_jobs" / "results.csv", dtype={"draft": str})
+    assert beside.loc[beside["status"] == "done", "speedup"].notna().all()
+    assert "How often the prediction from traces and a latency profile held" in \
+        (tmp_path / "from_jobs" / "study.md").read_text()
 
 
 @pytest.mark.parametrize(("edit", "sentence"), [
