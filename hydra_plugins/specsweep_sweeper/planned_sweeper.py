@@ -41,12 +41,13 @@ class PlannedSweeper(CheckedSweeper):
             measured = {c: planner.measured_cell(done[found.order[i]], calls) for c, i in grid.items()
                         if found.order[i] in done}
             order += [c for c in measured if c not in order]
-            decision = planner.decide(predicted, measured, order)
+            guessed, seen = planner.draws(traces, profile, list(predicted), measured)
+            decision = planner.decide(predicted, measured, order, guessed, seen)
             for miss in sorted(set(decision.misses) - reported):
                 log.warning("planner: the prediction missed %s; measuring more", miss)
             reported |= set(decision.misses)
             record.write_json(sweep_dir / forecast.PLAN_JSON, planner.summary(predicted, measured, order, decision,
-                                                                               traces, profile, calls))
+                                                                               traces, profile, guessed, seen))
             if decision.next is None:
                 break
             position = grid[decision.next]

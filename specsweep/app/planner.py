@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from specsweep import record, schema
@@ -104,10 +105,24 @@ def measured_cell(job_dir: Path, calls: int) -> Measured:
     return Measured(m["speedup"], m["speedup_low"], m["speedup_high"], decode, per_prompt)
 
 
-def held(predicted: dict[str, float], found: Measured) -> bool:
-    """The prediction held: the two intervals meet, or the figures are within HELD of each other."""
-    overlap = found.low <= predicted["replay_speedup_high"] and predicted["replay_speedup_low"] <= found.high
-    return overlap or abs(found.speedup / predicted["replay_speedup"] - 1) <= HELD
+Draws = dict[tuple[str, int], np.ndarray]  # cell -> its speedup on each bootstrap resample of the prompts [R]
+
+
+def draws(traces: dict[str, Any], profile: dict[str, Any], cells: Sequence[tuple[str, int]],
+          measured: dict[tuple[str, int], Measured], seed: int = 0) -> tuple[Draws, Draws]:
+    """Every cell's predicted speedup, and every measured cell's measured one, on the same bootstrap resamples of
+    the prompts: cells compared on the same resample are compared on the same prompts."""
+    index = forecast.resamples(len(traces["prompts"]), seed)
+    baseline, times, _, _ = forecast.per_prompt(traces, profile, sorted({g for _, g in cells}))
+    return ({c: forecast.resampled(baseline, times[c], index) for c in cells},
+            {c: forecast.resampled(*m.per_prompt, index) for c, m in measured.items()})
+
+
+def held(cell: tuple[str, int], predicted: dict[str, float], found: Measured, guessed: Draws, seen: Draws) -> bool:
+    """The prediction held on a measured cell: measured / predicted on the same resampled prompts has 1 in its
+    interval, or the two figures are within HELD of each other."""
+    low, high = forecast.interval(seen[cell] / guessed[cell])
+    return low <= 1 <= high or abs(found.speedup / predicted["replay_speedup"] - 1) <= HELD
 
 
 @dataclass
@@ -119,40 +134,43 @@ class Decision:
 
 
 def decide(predicted: dict[tuple[str, int], dict[str, float]], measured: dict[tuple[str, int], Measured],
-           order: Sequence[tuple[str, int]]) -> Decision:
-    """The next cell to measure, or why every cell left can be skipped. `order`: the cells measured, in order."""
+           order: Sequence[tuple[str, int]], guessed: Draws, seen: Draws) -> Decision:
+    """The next cell to measure, or why every cell left can be skipped. `order`: the cells measured, in order;
+    `guessed`, `seen`: predicted and measured speedups on the same resampled prompts (`draws`).
+
+    A cell left is skipped when, on the same resampled prompts, its predicted speedup over the measured best's
+    (scaled by the worst under-prediction so far) has an upper bound below 1: a paired comparison, since every
+    cell's speedup moves with the prompts drawn."""
     misses = [f"{c[0]} γ={c[1]}: measured {found.speedup:.2f}× [{found.low:.2f}, {found.high:.2f}], predicted "
               f"{predicted[c]['replay_speedup']:.2f}× [{predicted[c]['replay_speedup_low']:.2f}, "
               f"{predicted[c]['replay_speedup_high']:.2f}]"
-              for c, found in measured.items() if not held(predicted[c], found)]
+              for c, found in measured.items() if not held(c, predicted[c], found, guessed, seen)]
     scale = max([1.0] + [found.speedup / predicted[c]["replay_speedup"] for c, found in measured.items()])
     left = sorted((c for c in predicted if c not in measured), key=lambda c: -predicted[c]["replay_speedup"])
     if not measured:
         return Decision(left[0] if left else None, {}, misses, scale)
     best = max(measured, key=lambda c: measured[c].speedup)
-    bound = measured[best].low
-    last_held = held(predicted[order[-1]], measured[order[-1]]) if order else True
-    reachable = [c for c in left if predicted[c]["replay_speedup_high"] * scale >= bound]
+    upper = {c: forecast.interval(scale * guessed[c] / seen[best])[1] for c in left}
+    reachable = [c for c in left if upper[c] >= 1]
     if reachable:
         return Decision(reachable[0], {}, misses, scale)
-    if not last_held and left:
+    last = order[-1] if order else best
+    if not held(last, predicted[last], measured[last], guessed, seen) and left:
         return Decision(left[0], {}, misses, scale)
     reasons = {c: (f"predicted {predicted[c]['replay_speedup']:.2f}× [{predicted[c]['replay_speedup_low']:.2f}, "
-                   f"{predicted[c]['replay_speedup_high']:.2f}]; its upper bound"
-                   + (f" × {scale:.2f} (the worst under-prediction measured)" if scale > 1 else "")
-                   + f" is below the measured best's lower bound, {bound:.2f}× ({best[0]} γ={best[1]})")
+                   f"{predicted[c]['replay_speedup_high']:.2f}]; on the same prompts it reaches at most "
+                   f"{upper[c]:.2f} of the measured best, {best[0]} γ={best[1]} ({measured[best].speedup:.2f}×)"
+                   + (f", with every prediction scaled by {scale:.2f}, the worst under-prediction measured"
+                      if scale > 1 else ""))
                for c in left}
     return Decision(None, reasons, misses, scale)
 
 
 def summary(predicted: dict[tuple[str, int], dict[str, float]], measured: dict[tuple[str, int], Measured],
             order: Sequence[tuple[str, int]], decision: Decision, traces: dict[str, Any], profile: dict[str, Any],
-            calls: int) -> dict[str, Any]:
+            guessed: Draws, seen: Draws) -> dict[str, Any]:
     """plan.json: the plan's cells, its stop, each cell's probability of being the best, and the time it spent."""
-    draws = forecast.resamples(len(traces["prompts"]))
-    baseline, times, _, _ = forecast.per_prompt(traces, profile, sorted({g for _, g in predicted}))
-    grid = {c: times[c] for c in predicted}
-    best = forecast.best_probability(baseline, grid, draws, {c: m.per_prompt for c, m in measured.items()})
+    best = forecast.best_probability({c: seen.get(c, guessed[c]) for c in predicted})
     spent_cells = sum(m.decode_seconds for m in measured.values())
     prepared = traces.get("seconds", 0.0) + profile.get("seconds", 0.0)
     full = sum(measured[c].decode_seconds if c in measured else predicted[c]["decode_seconds"] for c in predicted)
@@ -160,7 +178,8 @@ def summary(predicted: dict[tuple[str, int], dict[str, float]], measured: dict[t
     rows = [{"draft": d, "gamma": g, **{k: predicted[(d, g)][k] for k in shown},
              "p_best": best[(d, g)], "measured": (d, g) in measured,
              "speedup": measured[(d, g)].speedup if (d, g) in measured else None,
-             "held": held(predicted[(d, g)], measured[(d, g)]) if (d, g) in measured else None,
+             "held": held((d, g), predicted[(d, g)], measured[(d, g)], guessed, seen) if (d, g) in measured
+             else None,
              "skipped": decision.reasons.get((d, g))} for d, g in predicted]
     return {"kind": "plan", "cells": rows, "order": [list(c) for c in order], "misses": decision.misses,
             "scale": decision.scale, "stopped": decision.next is None, "prepare_seconds": prepared,

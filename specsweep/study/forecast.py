@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from specsweep import record, rounds
@@ -163,17 +164,28 @@ def per_prompt(traces: dict[str, Any], profile: dict[str, Any], gammas: Sequence
     return baseline, cells, oracle, per_round
 
 
-def ratio_interval(numerator: Sequence[float], denominator: Sequence[float], draws: list[list[int]]
-                   ) -> tuple[float, float, float]:
-    """Σ numerator / Σ denominator, and its percentile bootstrap interval over the prompts resampled by `draws`."""
-    estimates = sorted(sum(numerator[i] for i in d) / sum(denominator[i] for i in d) for d in draws)
-    tail = round(len(draws) * (1 - record.CONFIDENCE) / 2)
-    return sum(numerator) / sum(denominator), estimates[tail], estimates[-tail - 1]
-
-
-def resamples(n: int, seed: int = 0) -> list[list[int]]:
+def resamples(n: int, seed: int = 0) -> np.ndarray:
+    """RESAMPLES bootstrap resamples of n prompts, seeded: [RESAMPLES, n] prompt indices."""
     draw = random.Random(seed)
-    return [draw.choices(range(n), k=n) for _ in range(record.RESAMPLES)]
+    return np.array([draw.choices(range(n), k=n) for _ in range(record.RESAMPLES)])
+
+
+def resampled(baseline: Sequence[float], times: Sequence[float], index: np.ndarray) -> np.ndarray:
+    """Σ baseline / Σ times (a speedup from summed times, as a job's is) on each resample: [RESAMPLES]."""
+    return np.asarray(baseline)[index].sum(1) / np.asarray(times)[index].sum(1)
+
+
+def interval(values: np.ndarray) -> tuple[float, float]:
+    """The percentile interval at CONFIDENCE of bootstrap values."""
+    tail = (1 - record.CONFIDENCE) / 2
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+
+
+def best_probability(draws: dict[Any, np.ndarray]) -> dict[Any, float]:
+    """Each cell's share of the resamples in which its speedup is the highest (all on the same resampled prompts)."""
+    cells = list(draws)
+    wins = np.bincount(np.stack([draws[c] for c in cells]).argmax(0), minlength=len(cells))
+    return {cell: float(count) / record.RESAMPLES for cell, count in zip(cells, wins, strict=True)}
 
 
 def predict(traces: dict[str, Any], profile: dict[str, Any], gammas: Sequence[int] = GAMMAS, seed: int = 0,
@@ -184,13 +196,15 @@ def predict(traces: dict[str, Any], profile: dict[str, Any], gammas: Sequence[in
     check(traces, profile)
     baseline, cells, oracle, per_round = per_prompt(traces, profile, gammas)
     tokens = sum(p["new_tokens"] for p in traces["prompts"])
-    draws = resamples(len(baseline), seed)
-    best = best_probability(baseline, cells, draws)
+    index = resamples(len(baseline), seed)
+    draws = {cell: resampled(baseline, times, index) for cell, times in cells.items()}
+    best = best_probability(draws)
     rows = []
     for (draft, gamma), times in cells.items():
-        speedup, low, high = ratio_interval(baseline, times, draws)
-        rows.append({"draft": draft, "gamma": gamma, "replay_speedup": speedup, "replay_speedup_low": low,
-                     "replay_speedup_high": high, "replay_ms_per_token": sum(times) / tokens,
+        low, high = interval(draws[(draft, gamma)])
+        rows.append({"draft": draft, "gamma": gamma, "replay_speedup": sum(baseline) / sum(times),
+                     "replay_speedup_low": low, "replay_speedup_high": high,
+                     "replay_ms_per_token": sum(times) / tokens,
                      "replay_baseline_ms_per_token": sum(baseline) / tokens,
                      "replay_tokens_per_round": per_round[(draft, gamma)],
                      "oracle_speedup": sum(baseline) / sum(oracle[draft]) if draft in oracle else float("nan"),
@@ -198,23 +212,6 @@ def predict(traces: dict[str, Any], profile: dict[str, Any], gammas: Sequence[in
                      "decode_seconds": repeats * (sum(times) + (calls - 1) * sum(baseline)) / 1e3,
                      "estimate": not traces.get("greedy")})
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def best_probability(baseline: Sequence[float], cells: dict[Any, Sequence[float]], draws: list[list[int]],
-                     measured: dict[Any, tuple[Sequence[float], Sequence[float]]] | None = None) -> dict[Any, float]:
-    """Each cell's share of the bootstrap resamples of prompts in which it has the highest speedup: predicted
-    (Σ baseline / Σ cell over the resampled prompts), or, for a cell in `measured`, its measured per-prompt
-    (baseline ms, cell ms)."""
-    wins = dict.fromkeys(cells, 0)
-    for d in draws:
-        def speedup(cell: Any, d: list[int] = d) -> float:
-            if measured and cell in measured:
-                base, mine = measured[cell]
-                return sum(base[i] for i in d) / sum(mine[i] for i in d)
-            return sum(baseline[i] for i in d) / sum(cells[cell][i] for i in d)
-
-        wins[max(cells, key=speedup)] += 1
-    return {cell: count / len(draws) for cell, count in wins.items()}
 
 
 # What a planned sweep's plan.json adds to each of its rows (by draft and γ).
