@@ -26,5 +26,5 @@ class AggregateCallback(Callback):
             log.exception("aggregating %s failed; the jobs' results are on disk, retry with "
                           "specsweep-aggregate %s", sweep_dir, sweep_dir)
             sys.exit(1)
-        if not table.empty and (table["status"] != "done").any():
-            sys.exit(1)  # the sweep finished, but not every cell: the exit code says so
+        if not table.empty and (~table["status"].isin(["done", "skipped"])).any():
+            sys.exit(1)  # the sweep finished, but not every cell it meant to measure: the exit code says so

@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         measured = aggregate.collect(args.beside)
         table = pd.DataFrame(forecast.join(measured.to_dict("records"), forecast.by_cell(prediction)))
-    aggregate.write(table, args.out, TOLERANCE, [args.source, args.profile, *filter(None, [args.beside])])
+    # The study is made from the table on disk, as `specsweep-aggregate <out>/results.csv` makes it again.
+    record.write_atomic(args.out / aggregate.RESULTS_CSV, table.to_csv(index=False))
+    aggregate.summarize([args.out / aggregate.RESULTS_CSV], args.out, TOLERANCE)
 
 
 if __name__ == "__main__":

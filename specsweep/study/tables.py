@@ -229,10 +229,11 @@ def values(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[[column for column in VALUES if column in frame]].reset_index(drop=True)
 
 
-def prediction_held(found: list[tuple[dict[str, Any], pd.DataFrame]], within: float = 0.05) -> pd.DataFrame:
+def prediction_held(found: list[tuple[dict[str, Any], pd.DataFrame]], within: tuple[float, ...] = (0.05, 0.10)
+                    ) -> pd.DataFrame:
     """Per group whose cells were both predicted from traces and measured: how often the prediction held (within
-    `within` of the measurement, and intervals that meet), the spread of measured / predicted, the best fixed γ
-    measured, and the oracle bound (the best γ per round in hindsight, greedy)."""
+    each of `within` of the measurement, and intervals that meet), the spread of measured / predicted, the best
+    fixed γ measured, and the oracle bound (the best γ per round in hindsight, greedy)."""
     rows = []
     for labels, frame in found:
         if "replay_speedup" not in frame:
@@ -247,9 +248,9 @@ def prediction_held(found: list[tuple[dict[str, Any], pd.DataFrame]], within: fl
         best = both.loc[both["speedup"].idxmax()]
         oracle = frame.groupby("draft")["oracle_speedup"].max() if "oracle_speedup" in frame else pd.Series()
         oracle = oracle.dropna()
-        close = abs(r - 1) <= within
+        close = {f"within ±{w:.0%}": abs(r - 1) <= w for w in within}
         rows.append({"group": title(labels), "cells": len(both),
-                     f"within ±{within:.0%}": f"{int(close.sum())} ({close.mean():.0%})",
+                     **{name: f"{int(c.sum())} ({c.mean():.0%})" for name, c in close.items()},
                      "intervals meet": f"{int(meet.sum())} ({meet.mean():.0%})",
                      "measured / replay: min · median · max": f"{r.min():.3f} · {r.median():.3f} · {r.max():.3f}",
                      "best fixed γ (measured)": f"{best['draft']} γ={int(best['gamma'])}: {interval(best)}",
