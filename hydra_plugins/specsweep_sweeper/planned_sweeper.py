@@ -35,12 +35,13 @@ class PlannedSweeper(CheckedSweeper):
         ranked = sorted(predicted, key=lambda c: -predicted[c]["replay_speedup"])
         log.info("planner: %d cells predicted; measuring in order of predicted speedup, from %s", len(predicted),
                  ", ".join(f"{d} γ={g} ({predicted[(d, g)]['replay_speedup']:.2f}×)" for d, g in ranked[:3]))
-        returns, order, reported = [], [], set()
+        returns, reported = [], set()
+        order = planner.measured_order(sweep_dir)  # a resumed plan goes on from where it stopped
         while True:
             done = planner.job_dirs_by_key(sweep_dir)
             measured = {c: planner.measured_cell(done[found.order[i]], calls) for c, i in grid.items()
                         if found.order[i] in done}
-            order += [c for c in measured if c not in order]
+            order = [c for c in order if c in measured] + [c for c in measured if c not in order]
             guessed, seen = planner.draws(traces, profile, list(predicted), measured)
             decision = planner.decide(predicted, measured, order, guessed, seen)
             for miss in sorted(set(decision.misses) - reported):

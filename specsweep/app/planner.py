@@ -194,6 +194,14 @@ def predictions(traces: dict[str, Any], profile: dict[str, Any], grid: Grid, cal
     return {(row["draft"], int(row["gamma"])): row for row in frame.to_dict("records")}
 
 
+def measured_order(sweep_dir: Path) -> list[tuple[str, int]]:
+    """The cells an earlier run of this plan measured, in the order it measured them (from its plan.json)."""
+    path = sweep_dir / forecast.PLAN_JSON
+    if not path.is_file():
+        return []
+    return [(draft, int(gamma)) for draft, gamma in json.loads(path.read_text()).get("order", [])]
+
+
 def job_dirs_by_key(sweep_dir: Path) -> dict[str, Path]:
     found = {}
     for job in sweep_dir.iterdir() if sweep_dir.is_dir() else []:

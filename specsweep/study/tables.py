@@ -246,15 +246,19 @@ def prediction_held(found: list[tuple[dict[str, Any], pd.DataFrame]], within: tu
         meet = ((both["speedup_low"] <= both["replay_speedup_high"])
                 & (both["replay_speedup_low"] <= both["speedup_high"]))
         best = both.loc[both["speedup"].idxmax()]
-        oracle = frame.groupby("draft")["oracle_speedup"].max() if "oracle_speedup" in frame else pd.Series()
-        oracle = oracle.dropna()
+        # The oracle beside the draft's best fixed γ on the same footing: both predicted, from the same profile.
+        per_draft = frame.groupby("draft")[["oracle_speedup", "replay_speedup"]].max() if "oracle_speedup" in frame \
+            else pd.DataFrame(columns=["oracle_speedup", "replay_speedup"])
+        per_draft = per_draft.dropna()
         close = {f"within ±{w:.0%}": abs(r - 1) <= w for w in within}
         rows.append({"group": title(labels), "cells": len(both),
                      **{name: f"{int(c.sum())} ({c.mean():.0%})" for name, c in close.items()},
                      "intervals meet": f"{int(meet.sum())} ({meet.mean():.0%})",
                      "measured / replay: min · median · max": f"{r.min():.3f} · {r.median():.3f} · {r.max():.3f}",
                      "best fixed γ (measured)": f"{best['draft']} γ={int(best['gamma'])}: {interval(best)}",
-                     "oracle (best γ per round, hindsight)": "; ".join(f"{d}: {v:.2f}×" for d, v in oracle.items())})
+                     "oracle (best γ per round, hindsight) / best fixed γ, both predicted": "; ".join(
+                         f"{d}: {row['oracle_speedup']:.2f}× / {row['replay_speedup']:.2f}×"
+                         for d, row in per_draft.iterrows())})
     return pd.DataFrame(rows)
 
 
