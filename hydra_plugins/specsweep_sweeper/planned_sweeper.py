@@ -58,6 +58,6 @@ class PlannedSweeper(CheckedSweeper):
             if found.order[position] not in planner.job_dirs_by_key(sweep_dir):  # it failed: never plan it again
                 predicted.pop(decision.next)
         log.info("planner: stopped after measuring %d of %d cells; %s", len(order), len(grid),
-                 "every other cell's upper bound is below the measured best's lower bound" if decision.reasons
+                 "no other cell can reach the measured best on the same prompts" if decision.reasons
                  else "every cell is measured")
         return returns

@@ -5,10 +5,10 @@ only the cells that can still change the optimum.
    on this machine: traces.json and profile.json in the sweep directory (kept, so a resumed sweep reuses them).
 2. `forecast.predict` prices every cell, with a bootstrap interval over prompts.
 3. `decide`, after each measured cell: the next cell is the unmeasured one of highest predicted speedup; the plan
-   stops when no unmeasured cell's upper bound reaches the measured best's lower bound and the prediction held on
-   the last cell measured. An upper bound is scaled by the worst under-prediction met so far, and a cell the
-   prediction missed (its measured interval and the predicted one apart, by more than 5%) is reported, and
-   measuring goes on.
+   stops when, on the same bootstrap resamples of the prompts, no cell left can reach the measured best (the upper
+   bound of its predicted speedup over the best's is below 1) and the prediction held on the last cell measured.
+   A cell the prediction missed (measured / predicted lacks 1 in its interval, and they differ by more than 5%) is
+   reported, every prediction is scaled by the worst under-prediction met so far, and measuring goes on.
 4. plan.json: each cell's prediction, measurement or reason it was skipped, its probability of being the best, and
    the share of the full grid's decode time spent.
 """
