@@ -88,23 +88,31 @@ class ModelCosts:
     """One model's profiled forwards: ms of a k-token forward after `context` cached tokens, and of a prefill."""
 
     contexts: list[int]
-    forward_ms: dict[int, list[float]]  # k -> ms at each context
+    forward_ms: dict[int, list[float]]  # k -> ms at each context, after a forward of the same model
     prefill_lengths: list[int]
     prefill_ms: list[float]
+    after_other_ms: dict[int, list[float]] | None = None  # the same, right after the other model's forward
 
-    def forward(self, k: int, context: int) -> float:
-        if k not in self.forward_ms:
+    def forward(self, k: int, context: int, after_other: bool = False) -> float:
+        table = self.after_other_ms if after_other and self.after_other_ms else self.forward_ms
+        if k not in table:
             raise ConfigError(f"the profile has no {k}-token forward; profile k up to {k} (it has "
-                              f"{', '.join(map(str, sorted(self.forward_ms)))}).")
-        return _interpolate(self.contexts, self.forward_ms[k], context)
+                              f"{', '.join(map(str, sorted(table)))}).")
+        return _interpolate(self.contexts, table[k], context)
 
     def prefill(self, length: int) -> float:
         return _interpolate(self.prefill_lengths, self.prefill_ms, length)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ModelCosts:
-        return cls(list(data["contexts"]), {int(k): list(v) for k, v in data["forward_ms"].items()},
-                   list(data["prefill_lengths"]), list(data["prefill_ms"]))
+    def from_json(cls, data: dict[str, Any], after: dict[str, list[float]] | None = None) -> ModelCosts:
+        """From profile.json's entry of a model; `after`: its forwards right after the other model's (a draft's
+        entry holds its own, `after_other_ms`, and the target's after it, `target_after_ms`)."""
+        def table(found: dict[str, list[float]]) -> dict[int, list[float]]:
+            return {int(k): list(v) for k, v in found.items()}
+
+        after = after if after is not None else data.get("after_other_ms")
+        return cls(list(data["contexts"]), table(data["forward_ms"]), list(data["prefill_lengths"]),
+                   list(data["prefill_ms"]), table(after) if after else None)
 
 
 @dataclass(frozen=True)
@@ -117,20 +125,23 @@ class Costs:
     round_ms: float = 0.0
     draft_step_ms: float = 0.0
     token_ms: float = 0.0
+    verify: ModelCosts | None = None  # the target's forwards right after this draft's (a verification's)
 
 
 def round_ms(r: Round, prompt_length: int, costs: Costs) -> float:
     """One round: the draft's k forwards, the target's verification, and the loop's work."""
     s = prompt_length + r.start  # the sequence's length when the round begins; the caches hold all but its last
     total = 0.0
-    for i in range(r.lookahead):
+    for i in range(r.lookahead):  # a round's first draft step follows the target's verification
         if r.start == 0 and i == 0:
             total += costs.draft.prefill(s)
-        elif i == 0 and r.fed == 2:
-            total += costs.draft.forward(2, s - 2)
+        elif i == 0:
+            total += costs.draft.forward(r.fed, s - r.fed, after_other=True)
         else:
             total += costs.draft.forward(1, s - 1 + i)
-    total += costs.target.prefill(s + r.lookahead) if r.start == 0 else costs.target.forward(r.lookahead + 1, s - 1)
+    verify = costs.verify or costs.target  # the target right after the draft's steps, where the profile has it
+    total += costs.target.prefill(s + r.lookahead) if r.start == 0 else \
+        verify.forward(r.lookahead + 1, s - 1, after_other=r.lookahead > 0)
     return total + costs.round_ms + costs.draft_step_ms * r.lookahead
 
 

@@ -42,6 +42,16 @@ def test_a_call_is_priced_forward_by_forward():
     assert rounds.autoregressive_ms(3, 10, COSTS) == pytest.approx(5.0 + 1.0 + 1.0 + 3 * 0.05)
 
 
+def test_a_rounds_first_draft_step_and_its_verification_are_priced_after_the_other_models_forward():
+    after = rounds.ModelCosts([0, 1000], {1: [0.25, 0.25], 2: [0.3, 0.3]}, [1, 1000], [1.0, 1.0],
+                              after_other_ms={1: [0.5, 0.5], 2: [0.6, 0.6]})
+    verify = rounds.ModelCosts([0, 1000], {k: [float(k)] * 2 for k in range(1, 9)}, [1, 1000], [5.0, 5.0],
+                               after_other_ms={k: [2.0 * k] * 2 for k in range(2, 9)})
+    costs = rounds.Costs(FLAT, after, verify=verify)
+    later = rounds.Round(start=2, lookahead=3, accepted=1, fed=2)
+    assert rounds.round_ms(later, 10, costs) == pytest.approx(0.6 + 0.25 + 0.25 + 8.0)
+
+
 def test_expected_rounds_follow_the_acceptance_at_its_limits():
     _, always = rounds.expected_ms([1.0] * 10, 3, 10, 5, None)
     _, never = rounds.expected_ms([0.0] * 10, 3, 10, 5, None)

@@ -57,19 +57,50 @@ def calibration(cell: Cell, models: families.Models, inputs: Sequence[torch.Tens
 
 def profile_grid(cell: Cell, drafts: Sequence[str], inputs: Sequence[torch.Tensor],
                  load: Callable[[str], families.Models]) -> dict[str, Any]:
-    """profile.json of the cell's target and `drafts`, on the cell's device, dtype, switches and threads."""
+    """profile.json of the cell's target and `drafts`, on the cell's device, dtype, switches and threads: every
+    forward timed interleaved with all the others (`timing.time_interleaved`), the ones a decode runs right after
+    the other model's also timed that way, then the loop's own costs from instrumented decodes."""
     began = time.perf_counter()
     where = needs(inputs, cell.bench.max_new_tokens)
-    models = load(drafts[0])
-    costs = {"target": timing.forwards(models.target, where["contexts"])
-             | timing.prefills(models.target, where["prefill_lengths"])}
-    identities = {"target": identity(models.target, models.locations["target"])}
-    overhead = calibration(cell, models, inputs)
+    contexts, lengths, verifications = where["contexts"], where["prefill_lengths"], timing.KS[1:]
+    loaded = {name: load(name) for name in drafts}
+    target = loaded[drafts[0]].target
+    probes: dict[Any, timing.Probe] = {}
+
+    def add(prefix: tuple, found: dict) -> None:
+        probes.update({(*prefix, *key) if isinstance(key, tuple) else (*prefix, key): probe
+                       for key, probe in found.items()})
+
+    # Interleaved, each forward is preceded (untimed) by the one a decode runs before it: the same model's step, or,
+    # where a decode alternates them, the other model's.
+    add(("target",), timing.forward_probes(target, contexts, timing.KS, timing.other_step(target)))
+    add(("target", "prefill"), timing.prefill_probes(target, lengths))
+    for name, models in loaded.items():
+        add((name,), timing.forward_probes(models.draft, contexts, (1, 2), timing.other_step(models.draft)))
+        add((name, "prefill"), timing.prefill_probes(models.draft, lengths))
+        # As a decode runs them: a round's first draft step after the target's verification, and the
+        # verification after the draft's steps.
+        add((name, "after"), timing.forward_probes(models.draft, contexts, (1, 2), timing.other_step(target)))
+        add((name, "target after"), timing.forward_probes(target, contexts, verifications,
+                                                            timing.other_step(models.draft)))
+    found = timing.time_interleaved(probes, cell.device)
+
+    def table(prefix: tuple, ks: Sequence[int]) -> dict[str, Any]:
+        return timing.forward_table({key[len(prefix):]: v for key, v in found.items()
+                                     if key[:len(prefix)] == prefix and len(key) == len(prefix) + 2}, contexts, ks)
+
+    def prefill(prefix: tuple) -> dict[str, Any]:
+        return {"prefill_lengths": list(lengths), "prefill_ms": [found[(*prefix, "prefill", n)]["median"]
+                                                                 for n in lengths]}
+
+    costs = {"target": {"contexts": contexts} | table(("target",), timing.KS) | prefill(("target",))}
     for name in drafts:
-        models = load(name)
-        identities[name] = identity(models.draft, models.locations["draft"])
-        costs[name] = timing.forwards(models.draft, where["contexts"], ks=(1, 2)) \
-            | timing.prefills(models.draft, where["prefill_lengths"])
+        costs[name] = {"contexts": contexts} | table((name,), (1, 2)) | prefill((name,)) | {
+            "after_other_ms": table((name, "after"), (1, 2))["forward_ms"],
+            "target_after_ms": table((name, "target after"), verifications)["forward_ms"]}
+    identities = {"target": identity(target, loaded[drafts[0]].locations["target"])}
+    identities |= {name: identity(models.draft, models.locations["draft"]) for name, models in loaded.items()}
+    overhead = calibration(cell, loaded[drafts[0]], inputs)
     return {"format": FORMAT, "kind": "profile", "models": identities, "costs": costs, "overhead_ms": overhead,
             "device": str(cell.device), "threads": torch.get_num_threads(), "greedy": cell.sampling.greedy,
             "sampling.temperature": cell.spec.sampling.temperature, "max_new_tokens": cell.bench.max_new_tokens,

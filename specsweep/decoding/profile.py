@@ -3,8 +3,10 @@
 A k-token forward after `context` cached tokens (k = 1..8: a draft step, a two-token step, a (γ + 1)-token
 verification), a prefill of a whole prompt, and the decoding loop's own work per round, per draft step and per
 autoregressive token (from a few instrumented decodes: their wall time less their forwards'). Every figure is the
-median of `repeats` timings after `warmup` untimed ones, with its interquartile range. The cache is
-transformers' DynamicCache, cropped back to `context` between repeats, as the engine crops it after a rejection.
+median of `repeats` timings after `warmup` untimed ones, with its interquartile range, every figure timed once per
+pass over all of them (`time_interleaved`). The cache is transformers' DynamicCache, cropped back to `context`
+between repeats, as the engine crops it after a rejection. Forwards that a decode runs right after the other
+model's (a round's first draft step, the verification) are also timed that way (`other_step`).
 
 On CUDA each timing is a pair of events on the stream, read after the repeats (the host never waits between them);
 elsewhere the host's clock around a synchronised forward.
@@ -12,10 +14,12 @@ elsewhere the host's clock around a synchronised forward.
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
@@ -27,29 +31,37 @@ from specsweep.decoding.timing import synchronize
 KS = tuple(range(1, 9))  # forwards of 1..8 tokens: γ + 1 for γ in 1..7, and a draft's two-token step
 
 
-def _times_ms(device: torch.device, run: Callable[[], None], reset: Callable[[], None], repeats: int, warmup: int
-              ) -> list[float]:
-    """`run` timed `repeats` times after `warmup` untimed runs, `reset` (untimed) before each."""
-    for _ in range(warmup):
-        reset()
-        run()
-    marks = []
-    for _ in range(repeats):
-        reset()
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            run()
-            end.record()
-            marks.append((start, end))
-        else:
-            synchronize(device)
-            began = time.perf_counter()
-            run()
-            synchronize(device)
-            marks.append(1e3 * (time.perf_counter() - began))
-    synchronize(device)
-    return [m if isinstance(m, float) else m[0].elapsed_time(m[1]) for m in marks]
+Probe = tuple[Callable[[], None], Callable[[], None]]  # (the timed forward, what runs untimed right before it)
+
+
+def time_interleaved(probes: dict[Any, Probe], device: torch.device, repeats: int = 9, warmup: int = 2,
+                     seed: int = 0) -> dict[Any, dict[str, float]]:
+    """Each probe's median and interquartile range in ms, over `repeats` passes after `warmup` untimed ones. A pass
+    times every probe once, in a fresh random order: a host's speed drifts over seconds (this project's CPU host by
+    half), and spread over the whole profile the drift falls on every figure alike instead of on a few."""
+    order, times = random.Random(seed), {key: [] for key in probes}
+    for done in range(warmup + repeats):
+        marks = []
+        for key in order.sample(list(probes), len(probes)):
+            run, before = probes[key]
+            before()
+            if device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                run()
+                end.record()
+                marks.append((key, (start, end)))
+            else:
+                synchronize(device)
+                began = time.perf_counter()
+                run()
+                synchronize(device)
+                marks.append((key, 1e3 * (time.perf_counter() - began)))
+        synchronize(device)
+        if done >= warmup:
+            for key, mark in marks:
+                times[key].append(mark if isinstance(mark, float) else mark[0].elapsed_time(mark[1]))
+    return {key: summary(found) for key, found in times.items()}
 
 
 def _crop(cache: DynamicCache, length: int) -> None:
@@ -64,44 +76,71 @@ def summary(times: Sequence[float]) -> dict[str, float]:
     return {"median": statistics.median(times), "q1": quartiles[0], "q3": quartiles[2]}
 
 
-@torch.inference_mode()
-def forwards(model: PreTrainedModel, contexts: Sequence[int], ks: Sequence[int] = KS, repeats: int = 7,
-             warmup: int = 2) -> dict[str, object]:
-    """ms of a k-token forward after each context: {"contexts", "forward_ms": {k: [median per context]},
-    "spread": {k: [[q1, q3] per context]}}. Token ids are arbitrary: a forward's cost does not depend on them."""
-    device = model.device
-    longest = max(contexts) + max(ks)
-    ids = torch.randint(0, model.config.vocab_size, (1, longest), device=device)
-    medians: dict[int, list[float]] = {k: [] for k in ks}
-    spread: dict[int, list[list[float]]] = {k: [] for k in ks}
-    cached = keeps_kv_cache(model)
+def other_step(model: PreTrainedModel, context: int = 64) -> Callable[[], None]:
+    """A one-token forward of `model` after `context` cached tokens, again and again: the other model's work
+    between two forwards of a decode. A draft's first step of a round follows the target's verification, and the
+    verification follows the draft's steps; on a CPU the other model's weights pass through the caches meanwhile
+    (the embedded family's drafts ran 1.4-2x slower inside a decode than back to back)."""
+    ids = torch.randint(0, model.config.vocab_size, (1, context + 1), device=model.device)
+    cache = DynamicCache() if keeps_kv_cache(model) else None
+    if cache is not None:
+        with torch.inference_mode():
+            model(input_ids=ids[:, :context], past_key_values=cache, use_cache=True, logits_to_keep=1)
+
+    @torch.inference_mode()
+    def step() -> None:
+        if cache is None:
+            model(input_ids=ids, logits_to_keep=1)
+            return
+        model(input_ids=ids[:, context:], past_key_values=cache, use_cache=True, logits_to_keep=1)
+        _crop(cache, context)
+
+    return step
+
+
+def _nothing() -> None:
+    return None
+
+
+def forward_probes(model: PreTrainedModel, contexts: Sequence[int], ks: Sequence[int] = KS,
+                   before: Callable[[], None] = _nothing) -> dict[tuple[int, int], Probe]:
+    """(context, k) -> the probe of a k-token forward after `context` cached tokens (`before` runs untimed first,
+    after the cache is cropped back to `context`). Token ids are arbitrary: a forward's cost does not depend on
+    them. A model without a KV cache (an n-gram table) reads the whole sequence at every forward, as the engine
+    feeds it (`Runner.forward`)."""
+    ids = torch.randint(0, model.config.vocab_size, (1, max(contexts) + max(ks)), device=model.device)
+    cached, probes = keeps_kv_cache(model), {}
     for context in contexts:
         cache = DynamicCache()
         if context and cached:
-            model(input_ids=ids[:, :context], past_key_values=cache, use_cache=True, logits_to_keep=1)
+            with torch.inference_mode():
+                model(input_ids=ids[:, :context], past_key_values=cache, use_cache=True, logits_to_keep=1)
         for k in ks:
-            # A model without a KV cache (an n-gram table) reads the whole sequence at every forward, as the engine
-            # feeds it (`Runner.forward`).
-            run = partial(model, input_ids=ids[:, context:context + k], past_key_values=cache, use_cache=True,
-                          logits_to_keep=k) if cached else partial(model, input_ids=ids[:, :context + k],
-                                                                   logits_to_keep=k)
-            reset = partial(_crop, cache, context)
-            found = summary(_times_ms(device, run, reset, repeats, warmup))
-            medians[k].append(found["median"])
-            spread[k].append([found["q1"], found["q3"]])
-    return {"contexts": list(contexts), "forward_ms": medians, "spread": spread}
+            fed = dict(input_ids=ids[:, context:context + k], past_key_values=cache, use_cache=True) if cached \
+                else dict(input_ids=ids[:, :context + k])
+            probes[(context, k)] = (torch.inference_mode()(partial(model, logits_to_keep=k, **fed)),
+                                    partial(_crop_before, cache, context, before))
+    return probes
 
 
-@torch.inference_mode()
-def prefills(model: PreTrainedModel, lengths: Sequence[int], repeats: int = 5, warmup: int = 1) -> dict[str, object]:
-    """ms of a first forward over a prompt of each length (a new cache): {"prefill_lengths", "prefill_ms"}."""
-    device = model.device
-    ids = torch.randint(0, model.config.vocab_size, (1, max(lengths)), device=device)
-    found = []
-    for length in lengths:
-        run = partial(model, input_ids=ids[:, :length], past_key_values=None, use_cache=True, logits_to_keep=1)
-        found.append(summary(_times_ms(device, run, lambda: None, repeats, warmup))["median"])
-    return {"prefill_lengths": list(lengths), "prefill_ms": found}
+def _crop_before(cache: DynamicCache, length: int, before: Callable[[], None]) -> None:
+    _crop(cache, length)
+    before()
+
+
+def prefill_probes(model: PreTrainedModel, lengths: Sequence[int]) -> dict[int, Probe]:
+    """length -> the probe of a first forward over a prompt of that length (a new cache)."""
+    ids = torch.randint(0, model.config.vocab_size, (1, max(lengths)), device=model.device)
+    return {length: (torch.inference_mode()(partial(model, input_ids=ids[:, :length], past_key_values=None,
+                                                      use_cache=True, logits_to_keep=1)), _nothing)
+            for length in lengths}
+
+
+def forward_table(found: dict[tuple[int, int], dict[str, float]], contexts: Sequence[int], ks: Sequence[int]
+                  ) -> dict[str, object]:
+    """{"forward_ms": {k: [median per context]}, "spread": {k: [[q1, q3] per context]}} of timed forward probes."""
+    return {"forward_ms": {k: [found[(c, k)]["median"] for c in contexts] for k in ks},
+            "spread": {k: [[found[(c, k)]["q1"], found[(c, k)]["q3"]] for c in contexts] for k in ks}}
 
 
 def loop_overhead(speculative: Callable[[torch.Tensor, int], Generation],

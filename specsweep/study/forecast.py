@@ -122,10 +122,11 @@ def check(traces: dict[str, Any], profile: dict[str, Any], profile_path: Path | 
 
 
 def costs_of(profile: dict[str, Any], draft: str | None) -> rounds.Costs:
-    overhead = profile["overhead_ms"]
-    return rounds.Costs(rounds.ModelCosts.from_json(profile["costs"]["target"]),
-                        rounds.ModelCosts.from_json(profile["costs"][draft]) if draft else None,
-                        overhead["round_ms"], overhead["draft_step_ms"], overhead["token_ms"])
+    overhead, target = profile["overhead_ms"], profile["costs"]["target"]
+    mine = profile["costs"][draft] if draft else {}
+    verify = rounds.ModelCosts.from_json(target, mine["target_after_ms"]) if "target_after_ms" in mine else None
+    return rounds.Costs(rounds.ModelCosts.from_json(target), rounds.ModelCosts.from_json(mine) if draft else None,
+                        overhead["round_ms"], overhead["draft_step_ms"], overhead["token_ms"], verify)
 
 
 def per_prompt(traces: dict[str, Any], profile: dict[str, Any], gammas: Sequence[int] = GAMMAS

@@ -124,3 +124,6 @@ def test_the_profile_command_writes_a_profile_of_every_draft(planned, tmp_path):
     target = profile["costs"]["target"]
     assert sorted(map(int, target["forward_ms"])) == list(range(1, 9))
     assert all(ms > 0 for row in target["forward_ms"].values() for ms in row)
+    draft = profile["costs"]["37K"]  # timed as a decode runs them too: after the other model's forward
+    assert sorted(map(int, draft["after_other_ms"])) == [1, 2]
+    assert sorted(map(int, draft["target_after_ms"])) == list(range(2, 9))
