@@ -179,6 +179,22 @@ def expected_ms(acceptance: Sequence[float], gamma: int, max_new_tokens: int, pr
     return time[0], rounds[0]
 
 
+def matches_of(entry: dict[str, Any]) -> list[bool]:
+    """A greedy trace's matches, as traces keep them: "1" where the draft's choice is the target's token."""
+    return [m == "1" for m in entry["matches"]]
+
+
+def replay(entry: dict[str, Any], gamma: int, max_new_tokens: int, costs: Costs | None = None
+           ) -> tuple[float, float, list[Round] | None]:
+    """One prompt's trace (`matches` or `acceptance`, its `prompt_tokens`) at γ: (wall ms as `costs` price it, 0
+    without them; rounds; the rounds themselves). Greedy: exact; sampling: expected, and no rounds to list."""
+    if "matches" in entry:
+        found = greedy_rounds(matches_of(entry), gamma, max_new_tokens)
+        return (call_ms(found, entry["prompt_tokens"], costs) if costs else 0.0), len(found), found
+    ms, expected = expected_ms(entry["acceptance"], gamma, max_new_tokens, entry["prompt_tokens"], costs)
+    return ms, expected, None
+
+
 def oracle_ms(matches: Sequence[bool], max_new_tokens: int, prompt_length: int, costs: Costs,
               gammas: Sequence[int] = range(1, 8)) -> float:
     """Greedy: the least wall time of any choice of γ per round made in hindsight, knowing every match (a dynamic

@@ -35,14 +35,15 @@ class PlannedSweeper(CheckedSweeper):
         ranked = sorted(predicted, key=lambda c: -predicted[c]["replay_speedup"])
         log.info("planner: %d cells predicted; measuring in order of predicted speedup, from %s", len(predicted),
                  ", ".join(f"{d} γ={g} ({predicted[(d, g)]['replay_speedup']:.2f}×)" for d, g in ranked[:3]))
+        guessed = planner.predicted_draws(traces, profile, list(predicted))
         returns, reported = [], set()
         order = planner.measured_order(sweep_dir)  # a resumed plan goes on from where it stopped
         while True:
-            done = planner.job_dirs_by_key(sweep_dir)
+            done = plan.done_jobs(sweep_dir)
             measured = {c: planner.measured_cell(done[found.order[i]], calls) for c, i in grid.items()
                         if found.order[i] in done}
             order = [c for c in order if c in measured] + [c for c in measured if c not in order]
-            guessed, seen = planner.draws(traces, profile, list(predicted), measured)
+            seen = planner.measured_draws(measured, len(traces["prompts"]))
             decision = planner.decide(predicted, measured, order, guessed, seen)
             for miss in sorted(set(decision.misses) - reported):
                 log.warning("planner: the prediction missed %s; measuring more", miss)
@@ -55,7 +56,7 @@ class PlannedSweeper(CheckedSweeper):
             log.info("planner: measuring %s γ=%d (predicted %.2f×)", *decision.next,
                      predicted[decision.next]["replay_speedup"])
             returns.append(self.launch_cells(cells, [position]))
-            if found.order[position] not in planner.job_dirs_by_key(sweep_dir):  # it failed: never plan it again
+            if found.order[position] not in plan.done_jobs(sweep_dir):  # it failed: never plan it again
                 predicted.pop(decision.next)
         log.info("planner: stopped after measuring %d of %d cells; %s", len(order), len(grid),
                  "no other cell can reach the measured best on the same prompts" if decision.reasons

@@ -79,7 +79,12 @@ def plan(config: DictConfig, cells: Sequence[Sequence[str]], loader: Any) -> Pla
 
 
 def done_keys(sweep_dir: Path) -> set[str]:
+    return set(done_jobs(sweep_dir))
+
+
+def done_jobs(sweep_dir: Path) -> dict[str, Path]:
+    """Identity key -> the directory of a finished job of it, in the sweep directory."""
     if not sweep_dir.is_dir():
-        return set()
-    statuses = (record.read_status(job_dir) for job_dir in sweep_dir.iterdir() if job_dir.is_dir())
-    return {status["key"] for status in statuses if status and status.get("status") == "done"}
+        return {}
+    statuses = ((job_dir, record.read_status(job_dir)) for job_dir in sweep_dir.iterdir() if job_dir.is_dir())
+    return {status["key"]: job_dir for job_dir, status in statuses if status and status.get("status") == "done"}

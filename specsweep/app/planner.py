@@ -28,10 +28,9 @@ import torch
 
 from specsweep import record, schema
 from specsweep.app import cell as cells
+from specsweep.app import job, provenance, replay
 from specsweep.app import profile as profiling
-from specsweep.app import provenance, replay
 from specsweep.app.cell import Cell
-from specsweep.data import prompts
 from specsweep.errors import ConfigError
 from specsweep.study import forecast
 
@@ -75,9 +74,7 @@ def prepare(first: Cell, drafts: Sequence[str], sweep_dir: Path) -> tuple[dict[s
     provenance.fit_threads(first.spec.bench.threads)
     torch.manual_seed(first.spec.seed)
     load = profiling.loader(first)
-    tokenizer = load(drafts[0]).tokenizer
-    inputs = [tokenizer(e.prompt, return_tensors="pt").input_ids.to(first.device)
-              for e in prompts.read_examples(first.dataset, tokenizer)]
+    _, inputs = job.load_inputs(first, load(drafts[0]))
     log.info("planner: tracing %d drafts along the target's output on %d prompts", len(drafts), len(inputs))
     traces = replay.trace_grid(first, drafts, inputs, load)
     record.write_json(paths[0], traces)
@@ -108,14 +105,19 @@ def measured_cell(job_dir: Path, calls: int) -> Measured:
 Draws = dict[tuple[str, int], np.ndarray]  # cell -> its speedup on each bootstrap resample of the prompts [R]
 
 
-def draws(traces: dict[str, Any], profile: dict[str, Any], cells: Sequence[tuple[str, int]],
-          measured: dict[tuple[str, int], Measured], seed: int = 0) -> tuple[Draws, Draws]:
-    """Every cell's predicted speedup, and every measured cell's measured one, on the same bootstrap resamples of
-    the prompts: cells compared on the same resample are compared on the same prompts."""
+def predicted_draws(traces: dict[str, Any], profile: dict[str, Any], cells: Sequence[tuple[str, int]],
+                    seed: int = 0) -> Draws:
+    """Every cell's predicted speedup on each bootstrap resample of the prompts (`resamples(seed)`)."""
     index = forecast.resamples(len(traces["prompts"]), seed)
     baseline, times, _, _ = forecast.per_prompt(traces, profile, sorted({g for _, g in cells}))
-    return ({c: forecast.resampled(baseline, times[c], index) for c in cells},
-            {c: forecast.resampled(*m.per_prompt, index) for c, m in measured.items()})
+    return {c: forecast.resampled(baseline, times[c], index) for c in cells}
+
+
+def measured_draws(measured: dict[tuple[str, int], Measured], prompts: int, seed: int = 0) -> Draws:
+    """Every measured cell's speedup on the same resamples as `predicted_draws`: cells compared on the same resample
+    are compared on the same prompts."""
+    index = forecast.resamples(prompts, seed)
+    return {c: forecast.resampled(*m.per_prompt, index) for c, m in measured.items()}
 
 
 def held(cell: tuple[str, int], predicted: dict[str, float], found: Measured, guessed: Draws, seen: Draws) -> bool:
@@ -136,7 +138,8 @@ class Decision:
 def decide(predicted: dict[tuple[str, int], dict[str, float]], measured: dict[tuple[str, int], Measured],
            order: Sequence[tuple[str, int]], guessed: Draws, seen: Draws) -> Decision:
     """The next cell to measure, or why every cell left can be skipped. `order`: the cells measured, in order;
-    `guessed`, `seen`: predicted and measured speedups on the same resampled prompts (`draws`).
+    `guessed`, `seen`: predicted and measured speedups on the same resampled prompts (`predicted_draws`,
+    `measured_draws`).
 
     A cell left is skipped when, on the same resampled prompts, its predicted speedup over the measured best's
     (scaled by the worst under-prediction so far) has an upper bound below 1: a paired comparison, since every
@@ -200,12 +203,3 @@ def measured_order(sweep_dir: Path) -> list[tuple[str, int]]:
     if not path.is_file():
         return []
     return [(draft, int(gamma)) for draft, gamma in json.loads(path.read_text()).get("order", [])]
-
-
-def job_dirs_by_key(sweep_dir: Path) -> dict[str, Path]:
-    found = {}
-    for job in sweep_dir.iterdir() if sweep_dir.is_dir() else []:
-        status = record.read_status(job) if job.is_dir() else None
-        if status and status.get("status") == "done":
-            found[status["key"]] = job
-    return found

@@ -13,11 +13,10 @@ from omegaconf import DictConfig
 
 from specsweep import record
 from specsweep.app import cell as cells
-from specsweep.app import provenance
+from specsweep.app import job, provenance
 from specsweep.app.calls import decode_kwargs, generator
 from specsweep.app.cell import Cell
 from specsweep.app.replay import FORMAT, identity
-from specsweep.data import prompts
 from specsweep.decoding import METHODS
 from specsweep.decoding import profile as timing
 from specsweep.models import families
@@ -128,9 +127,7 @@ def run(cfg: DictConfig) -> Path:
     provenance.fit_threads(spec.bench.threads)
     load = loader(cell)
     drafts = model_drafts(cell)
-    tokenizer = load(drafts[0]).tokenizer
-    examples = prompts.read_examples(cell.dataset, tokenizer)
-    inputs = [tokenizer(e.prompt, return_tensors="pt").input_ids.to(cell.device) for e in examples]
+    _, inputs = job.load_inputs(cell, load(drafts[0]))
     found = profile_grid(cell, drafts, inputs, load)
     out = Path(spec.output_dir) / PROFILE_JSON
     record.write_json(out, found)

@@ -48,13 +48,12 @@ def trace(target: torch.nn.Module, draft: torch.nn.Module, prompt: torch.Tensor,
 def replayed(entry: dict[str, Any], gamma: int, max_new_tokens: int) -> tuple[float, float, float]:
     """(rounds, draft forwards after the first, new tokens) of one call at γ: exact from matches, expected from
     acceptance."""
-    if "matches" in entry:
-        counted = rounds.count(rounds.greedy_rounds([m == "1" for m in entry["matches"]], gamma, max_new_tokens),
-                               entry["new_tokens"])
+    _, count, found = rounds.replay(entry, gamma, max_new_tokens)
+    if found is not None:
+        counted = rounds.count(found, entry["new_tokens"])
         return counted.rounds, counted.draft_forwards, counted.new_tokens
-    _, expected = rounds.expected_ms(entry["acceptance"], gamma, max_new_tokens, entry["prompt_tokens"], None)
     drafted = sum(rounds.lookahead(gamma, max_new_tokens, t) for t in range(entry["new_tokens"]))
-    return expected, float("nan") if drafted else 0.0, entry["new_tokens"]
+    return count, float("nan") if drafted else 0.0, entry["new_tokens"]
 
 
 def job_traces(cell: Cell, models: families.Models, inputs: Sequence[torch.Tensor], runs: Runs

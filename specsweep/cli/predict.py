@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         traces = forecast.load_traces(args.source)
         profile = forecast.read_json(args.profile, "profile")
-        forecast.check(traces, profile, args.profile)
-        prediction = forecast.predict(traces, profile, seed=args.seed)
+        prediction = forecast.predict(traces, profile, seed=args.seed, profile_path=args.profile)
     except ConfigError as error:
         parser.error(str(error))
     args.out.mkdir(parents=True, exist_ok=True)

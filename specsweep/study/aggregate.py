@@ -260,11 +260,6 @@ def summarize(sweep_dirs: list[Path], out: Path, tolerance: float = TOLERANCE,
     if table.empty:
         print(f"no jobs in {', '.join(map(str, [*sweep_dirs, *published]))}")
         return table
-    return write(table, out, tolerance, [*sweep_dirs, *published])
-
-
-def write(table: pd.DataFrame, out: Path, tolerance: float, sources: Sequence[Path]) -> pd.DataFrame:
-    """results.csv, study.md, plots/ and report.html of a tidy table, into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     record.write_atomic(out / RESULTS_CSV, table.to_csv(index=False))
     sections = document.sections(table, tolerance)
@@ -272,8 +267,7 @@ def write(table: pd.DataFrame, out: Path, tolerance: float, sources: Sequence[Pa
     images = plots.save(table, out / PLOTS_DIR, tolerance)
     done = int(table["status"].eq("done").sum())
     line = f"{done} of {len(table)} jobs done"
-    record.write_atomic(out / REPORT_HTML, report.render(sections, images, list(sources), document.note(tolerance),
-                                                         line))
+    record.write_atomic(out / REPORT_HTML, report.render(sections, images, sweep_dirs, document.note(tolerance), line))
     dashboard.log_study(table, images, out)
 
     for heading, frame in sections:

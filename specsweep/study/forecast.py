@@ -147,20 +147,15 @@ def per_prompt(traces: dict[str, Any], profile: dict[str, Any], gammas: Sequence
         for gamma in gammas:
             times, total_rounds, tokens = [], 0.0, 0
             for p in traces["prompts"]:
-                entry, length = p["drafts"][draft], p["prompt_tokens"]
-                if "matches" in entry:
-                    found = rounds.greedy_rounds([m == "1" for m in entry["matches"]], gamma, budget)
-                    times.append(rounds.call_ms(found, length, costs))
-                    total_rounds += len(found)
-                else:
-                    ms, expected = rounds.expected_ms(entry["acceptance"], gamma, budget, length, costs)
-                    times.append(ms)
-                    total_rounds += expected
+                ms, count, _ = rounds.replay(p["drafts"][draft] | {"prompt_tokens": p["prompt_tokens"]}, gamma,
+                                             budget, costs)
+                times.append(ms)
+                total_rounds += count
                 tokens += p["new_tokens"]
             cells[(draft, gamma)] = times
             per_round[(draft, gamma)] = tokens / total_rounds if total_rounds else float("nan")
         if traces.get("greedy"):
-            oracle[draft] = [rounds.oracle_ms([m == "1" for m in p["drafts"][draft]["matches"]], budget,
+            oracle[draft] = [rounds.oracle_ms(rounds.matches_of(p["drafts"][draft]), budget,
                                               p["prompt_tokens"], costs) for p in traces["prompts"]]
     return baseline, cells, oracle, per_round
 
@@ -190,11 +185,11 @@ def best_probability(draws: dict[Any, np.ndarray]) -> dict[Any, float]:
 
 
 def predict(traces: dict[str, Any], profile: dict[str, Any], gammas: Sequence[int] = GAMMAS, seed: int = 0,
-            repeats: int = 1, calls: int = 2) -> pd.DataFrame:
+            repeats: int = 1, calls: int = 2, profile_path: Path | str = "the profile") -> pd.DataFrame:
     """A row per (draft, γ) (COLUMNS): predicted speedup with its interval, ms per token of the cell and of its
     baseline, tokens per round, the draft's oracle speedup, the probability the cell is the grid's best, and the
     seconds a job measuring it would decode for (`repeats` passes, the method and `calls` - 1 baseline calls)."""
-    check(traces, profile)
+    check(traces, profile, profile_path)
     baseline, cells, oracle, per_round = per_prompt(traces, profile, gammas)
     tokens = sum(p["new_tokens"] for p in traces["prompts"])
     index = resamples(len(baseline), seed)
@@ -225,12 +220,18 @@ def join(rows: list[dict[str, Any]], cells: dict[tuple[str, int], dict[str, Any]
     """Predicted columns (PLAN_COLUMNS) beside the rows of the same (draft, γ) (of `sweep` only, where given). A
     job's own replay of τ (from its own trace) stays; the prediction's fills in where the job has none."""
     for row in rows:
-        if (sweep is not None and row.get("sweep") != sweep) or row.get("gamma") is None or pd.isna(row["gamma"]):
-            continue
-        found = cells.get((str(row.get("draft")), int(row["gamma"])))
+        found = cell_of(row, cells, sweep)
         if found is not None:
             row |= {k: found[k] for k in PLAN_COLUMNS if k in found and (k not in row or pd.isna(row[k]))}
     return rows
+
+
+def cell_of(row: dict[str, Any], cells: dict[tuple[str, int], dict[str, Any]], sweep: str | None
+            ) -> dict[str, Any] | None:
+    """The entry of `cells` for a row's (draft, γ), where the row is of `sweep` (any, when None) and has a γ."""
+    if (sweep is not None and row.get("sweep") != sweep) or row.get("gamma") is None or pd.isna(row["gamma"]):
+        return None
+    return cells.get((str(row.get("draft")), int(row["gamma"])))
 
 
 def by_cell(frame: pd.DataFrame | list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -248,8 +249,7 @@ def attach(rows: list[dict[str, Any]], sweep_dir: Path) -> list[dict[str, Any]]:
         cells = by_cell(plan["cells"])
         rows = join(rows, cells, str(sweep_dir))
         for row in rows:
-            found = cells.get((str(row.get("draft")), int(row["gamma"]))) if row.get("sweep") == str(sweep_dir) \
-                and pd.notna(row.get("gamma")) else None
+            found = cell_of(row, cells, str(sweep_dir))
             if found is None:
                 continue
             row["plan_fraction"] = plan.get("fraction_of_grid")
