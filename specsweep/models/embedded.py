@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import runpy
 import time
@@ -34,19 +33,14 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerF
 
 from specsweep.data.corpus import corpus_digest, read_texts, stdlib_files
 from specsweep.data.training import training_documents
-from specsweep.models import medusa, ngram
+from specsweep.models import distill, medusa, ngram
+from specsweep.models.distill import Shape, schedule
 from specsweep.models.store import MANIFEST, cached, seal
 from specsweep.record import count_label
 
 EOS = "<|endoftext|>"
 FORMAT_VERSION = 3  # bump when the training code changes what a recipe produces (2: n-gram drafts; 3: autocast)
 NGRAM_ORDERS = {"unigram": 1, "bigram": 2}  # draft name -> order
-
-
-@dataclass(frozen=True)
-class Shape:
-    layers: int
-    hidden: int
 
 
 @dataclass(frozen=True)
@@ -113,6 +107,31 @@ class MedusaRecipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class LadderRecipe:
+    """A dense ladder of drafts for a built family's target, made by `specsweep.models.distill` on the family's
+    training tokens (Liu et al. 2024 ask where the border in draft scale lies: this is the family's ruler)."""
+
+    shapes: tuple[Shape, ...]
+    training: distill.Training = distill.Training()
+    heldout_tokens: int = 1 << 16
+
+    def key(self, family: Path) -> str:
+        blob = json.dumps([dataclasses.asdict(self), FORMAT_VERSION, family.name], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# About 130K to 5M parameters, log-spaced, with two pairs at equal parameters that trade depth for width (4 x narrow
+# against 1 x wide, at about 0.7M and 1.8M: Yan et al. 2024 find depth costs a draft more than width).
+LADDER_SHAPES = tuple(Shape(*s) for s in ((1, 16), (1, 32), (1, 64), (4, 64), (1, 80), (1, 128), (4, 128),
+                                          (1, 176), (1, 384)))
+LADDERS = {
+    "kd": LadderRecipe(LADDER_SHAPES),
+    "plain": LadderRecipe(LADDER_SHAPES, distill.Training(loss="nll")),  # the same shapes on next-token loss alone
+    "micro": LadderRecipe((Shape(1, 8), Shape(1, 16), Shape(2, 16)),
+                          distill.Training(steps=6, batch_size=4, seq_len=32, checkpoint_every=2), 512),
+}
+
 MEDUSA_RECIPE = MedusaRecipe()
 MICRO_MEDUSA_RECIPE = MedusaRecipe(heads=3, steps=30, batch_size=4, seq_len=32)
 
@@ -162,18 +181,6 @@ def batches(tokens: torch.Tensor, recipe: Recipe, steps: int, seed: int) -> Iter
     for _ in range(steps):
         starts = torch.randint(0, len(tokens) - recipe.seq_len, (recipe.batch_size,), generator=generator)
         yield torch.stack([tokens[s : s + recipe.seq_len] for s in starts.tolist()])
-
-
-def schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over 5% of the steps, then cosine decay to 10%."""
-    warmup = max(1, steps // 20)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.1 + 0.45 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def autocast_dtype(recipe: Recipe) -> torch.dtype | None:
@@ -248,6 +255,18 @@ def build_medusa(family: Path, recipe: MedusaRecipe = MEDUSA_RECIPE) -> Path:
     return cached(medusa_dir(family, recipe), lambda out: _train_medusa_into(out, family, recipe))
 
 
+def ladder_dir(family: Path, recipe: LadderRecipe) -> Path:
+    return family.parent / f"{family.name}-ladder-{recipe.key(family)}"
+
+
+def build_ladder(family: Path, recipe: LadderRecipe) -> Path:
+    """A ladder of drafts for a built family's target, distilled first if missing (an hour on 2 CPU cores for the
+    full ladder). A killed build resumes from its last checkpoint, kept beside the entry."""
+    path = ladder_dir(family, recipe)
+    checkpoint = path.with_name(f"{path.name}.state.pt")
+    return cached(path, lambda out: _distill_ladder_into(out, family, recipe, checkpoint))
+
+
 def stream(documents: list[list[int]]) -> torch.Tensor:
     """The documents' tokens, one after another: [N]."""
     return torch.tensor([t for doc in documents for t in doc], dtype=torch.long)
@@ -298,6 +317,23 @@ def _build_into(out: Path, recipe: Recipe) -> None:
     # Threads change floating-point summation order, hence the weights in their last bits: recorded, not keyed.
     manifest["threads"] = torch.get_num_threads()
     manifest["ngrams"] = {name: ngram.describe(model) for name, model in zip(NGRAM_ORDERS, ngrams, strict=True)}
+    seal(out, manifest)
+
+
+def _distill_ladder_into(out: Path, family: Path, recipe: LadderRecipe, checkpoint: Path) -> None:
+    start = time.perf_counter()
+    target = GPTNeoXForCausalLM.from_pretrained(family / "target").eval()
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(family / "target")
+    fields = Recipe.from_dict(json.loads((family / MANIFEST).read_text())["recipe"])
+    tokens = stream(training_documents(tokenizer, read_texts(stdlib_files("train", fields.heldout_every,
+                                                                          fields.max_files))))
+    held = stream(training_documents(tokenizer, read_texts(stdlib_files("heldout", fields.heldout_every,
+                                                                        fields.max_files))))
+    manifest = distill.distill_into(out, target, tokenizer, str(family / "target"), tokens,
+                                    held[: recipe.heldout_tokens], list(recipe.shapes), recipe.training, checkpoint)
+    manifest |= {"recipe": dataclasses.asdict(recipe), "family": family.name,
+                 "params": {name: c["params"] for name, c in manifest["drafts"].items()},
+                 "build_seconds": time.perf_counter() - start}
     seal(out, manifest)
 
 
