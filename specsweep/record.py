@@ -151,6 +151,7 @@ class MetricsRecord(TypedDict, total=False):
     baseline_counts: dict[str, Any]
     models: dict[str, str]  # role -> hub id or directory
     params: dict[str, int]  # role -> parameter count
+    cards: dict[str, dict[str, Any]]  # role -> what specsweep.distill wrote beside that model, where it did
     applied: dict[str, dict[str, Any]]  # role -> what the loaded model reports: attn, dtype, quantized, cache
     method_settings: dict[str, Any]  # what the method reports it ran with, in the job's last call (adaptive lookahead:
     # the schedule, threshold and where they ended)

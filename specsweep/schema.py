@@ -28,6 +28,9 @@ class ModelFamilyConfig:
     name: str = MISSING
     source: str = "hub"  # "hub": ids or local paths; "embedded": built offline by specsweep.models.embedded
     recipe: str = "full"  # embedded only: "full" or "micro" (the seconds-long recipe the tests use)
+    # embedded only: the drafts are a ladder distilled for the family's target by specsweep.models.distill ("kd",
+    # "plain": the same shapes on next-token loss, "micro"), built on first use; None: the family's own drafts.
+    ladder: str | None = None
     target: str = MISSING  # hub id or local directory; embedded: a directory inside the built family
     drafts: dict[str, str] = field(default_factory=dict)  # size name (parameter count) -> hub id or path
     default_draft: str = MISSING  # the size used when `draft` is not given

@@ -26,7 +26,7 @@ from specsweep.app.cell import Cell
 from specsweep.app.paired import Runs
 from specsweep.data import prompts, quality
 from specsweep.decoding.measure import interleave, warm_up
-from specsweep.models import families, switches
+from specsweep.models import families, store, switches
 from specsweep.models.compile import Compilation
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ def assemble_record(cell: Cell, models: families.Models, num_samples: int, runs:
         baseline_counts=paired.total(runs[BASELINE]).to_dict(),
         models=models.locations,
         params={role: switches.num_parameters(model) for role, model in loaded.items()},
+        cards={role: card for role, where in models.locations.items() if (card := store.card(where))},
         # What the loaded models and the decoding loop report, not what was asked for.
         applied={role: switches.applied(model) | {"kv_cache": caches.get(role)} for role, model in loaded.items()},
         method_settings=last,

@@ -34,12 +34,12 @@ from tqdm import tqdm
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from specsweep.errors import ConfigError
+from specsweep.models.store import CARD
 from specsweep.record import count_label
 
 LOSSES = ("fkl", "tvd", "rkl", "nll")
 POLICIES = ("fixed", "target", "draft")
 INITS = ("target", "random")
-CARD = "distill.json"  # beside each draft's weights: its shape, training and held-out figures (store.card reads it)
 SHAPE = re.compile(r"^(\d+)x(\d+)$")
 SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMB]?)$", re.IGNORECASE)
 UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9}

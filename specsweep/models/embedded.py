@@ -125,11 +125,13 @@ class LadderRecipe:
 # against 1 x wide, at about 0.7M and 1.8M: Yan et al. 2024 find depth costs a draft more than width).
 LADDER_SHAPES = tuple(Shape(*s) for s in ((1, 16), (1, 32), (1, 64), (4, 64), (1, 80), (1, 128), (4, 128),
                                           (1, 176), (1, 384)))
+MICRO_SHAPES = (Shape(1, 8), Shape(1, 16), Shape(2, 16))
+MICRO_TRAINING = distill.Training(steps=6, batch_size=4, seq_len=32, checkpoint_every=2)
 LADDERS = {
     "kd": LadderRecipe(LADDER_SHAPES),
     "plain": LadderRecipe(LADDER_SHAPES, distill.Training(loss="nll")),  # the same shapes on next-token loss alone
-    "micro": LadderRecipe((Shape(1, 8), Shape(1, 16), Shape(2, 16)),
-                          distill.Training(steps=6, batch_size=4, seq_len=32, checkpoint_every=2), 512),
+    "micro": LadderRecipe(MICRO_SHAPES, MICRO_TRAINING, 512),
+    "micro_plain": LadderRecipe(MICRO_SHAPES, dataclasses.replace(MICRO_TRAINING, loss="nll"), 512),
 }
 
 MEDUSA_RECIPE = MedusaRecipe()

@@ -60,6 +60,9 @@ def validate(family: ModelFamilyConfig, draft: str | None) -> None:
         raise ConfigError(f"model_family.source={family.source!r} is invalid; it must be one of {', '.join(SOURCES)}.")
     if family.source == "embedded" and family.recipe not in RECIPES:
         raise ConfigError(f"model_family.recipe={family.recipe!r} is invalid; it must be one of {', '.join(RECIPES)}.")
+    if family.ladder is not None and (family.source != "embedded" or family.ladder not in embedded.LADDERS):
+        allowed = ", ".join(embedded.LADDERS) if family.source == "embedded" else "null for a hub family"
+        raise ConfigError(f"model_family.ladder={family.ladder!r} is invalid; it must be {allowed}.")
     if draft is not None and draft not in family.drafts:
         raise UnknownDraft([draft], family.name, list(family.drafts))
 
@@ -87,12 +90,14 @@ def locate(family: ModelFamilyConfig, draft: str | None, heads: bool = False) ->
     if family.source == "hub":
         return names | ({"heads": family.medusa} if heads else {})
     root = built_family(family.recipe)
-    built = json.loads((root / store.MANIFEST).read_text())["drafts"]
+    drafts = root if family.ladder is None or draft is None else built_ladder(family.recipe, family.ladder)
+    built = json.loads((drafts / store.MANIFEST).read_text())["drafts"]
+    built = {name: name for name in built} if family.ladder else built
     missing = sorted(set(names.values()) - set(built.values()) - {family.target})
     if missing:
         raise ConfigError(f"model_family.drafts of {family.name} names {', '.join(missing)}, which the built family "
-                          f"at {root} lacks; its drafts are {', '.join(built)}.")
-    where = {role: str(root / name) for role, name in names.items()}
+                          f"at {drafts} lacks; its drafts are {', '.join(built)}.")
+    where = {role: str((drafts if role == "draft" else root) / name) for role, name in names.items()}
     if heads:
         where["heads"] = str(built_heads(family.recipe))
     return where
@@ -105,6 +110,16 @@ def built_family(recipe: str) -> Path:
         log.info("Building the embedded model family (%s recipe) into %s: once, a few minutes on a CPU for the full "
                  "recipe (each phase's seconds go into its family.json)", recipe, path)
     return embedded.build(RECIPES[recipe])
+
+
+@functools.cache
+def built_ladder(recipe: str, ladder: str) -> Path:
+    family = built_family(recipe)
+    path = embedded.ladder_dir(family, embedded.LADDERS[ladder])
+    if not store.is_complete(path):
+        log.info("Distilling the %s ladder of drafts for the embedded family's target into %s: once, up to half an "
+                 "hour on 2 CPU cores for a full ladder (a killed build resumes)", ladder, path)
+    return embedded.build_ladder(family, embedded.LADDERS[ladder])
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from filelock import FileLock
 from specsweep.errors import ConfigError
 
 MANIFEST = "family.json"  # a cache entry's manifest, written last
+CARD = "distill.json"  # what specsweep.models.distill writes beside a draft it made
 
 
 # --- a command line's --out ------------------------------------------------------------------------------
@@ -108,3 +109,13 @@ def seal(out: Path, manifest: dict) -> None:
             os.fsync(handle.fileno())
     manifest["files"] = {f.relative_to(out).as_posix(): file_digest(f) for f in files}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def card(location: str) -> dict | None:
+    """What `specsweep.models.distill` wrote beside a model it made (its shape, training and held-out figures), or
+    None: a hub id, or a directory it did not write."""
+    path = Path(location).expanduser() / CARD
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None

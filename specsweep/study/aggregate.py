@@ -120,6 +120,7 @@ def flatten(metrics: record.MetricsRecord) -> dict[str, Any]:
     provenance = metrics.get("provenance", {})
     return (metrics["cell"] | scalars | counts | {"key": metrics.get("key")}
             | {f"{role}_params": count for role, count in metrics.get("params", {}).items()}
+            | {f"draft_{name}": value for name, value in card_columns(metrics.get("cards", {}).get("draft")).items()}
             | {"num_samples": metrics.get("num_samples"), "load_seconds": metrics.get("load_seconds"),
                "target_dtype": metrics.get("applied", {}).get("target", {}).get("dtype"),
                "drafts_conditioned": metrics.get("method_settings", {}).get("drafts_conditioned"),
@@ -130,6 +131,16 @@ def flatten(metrics: record.MetricsRecord) -> dict[str, Any]:
                **{f"slurm_{name}": value for name, value in (provenance.get("slurm") or {}).items()},
                "time": provenance.get("time"),
                **{f"wandb_{k}": v for k, v in (metrics.get("wandb") or {}).items() if k != "dir"}})
+
+
+def card_columns(card: dict[str, Any] | None) -> dict[str, Any]:
+    """A distilled draft's card as columns (draft_shape, draft_loss, draft_heldout_perplexity, ...)."""
+    if not card:
+        return {}
+    training = card.get("training", {})
+    return {"shape": card.get("shape"), "layers": card.get("layers"), "hidden": card.get("hidden"),
+            "loss": training.get("loss"), "policy": training.get("policy"),
+            "heldout_perplexity": card.get("heldout_perplexity"), "agreement": card.get("agreement")}
 
 
 def cell_columns(row: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from specsweep import record
-from specsweep.study import pairs
+from specsweep.study import pairs, scale
 from specsweep.study.cells import groups, title
 from specsweep.study.diagnose import TOLERANCE
 from specsweep.study.format import number, table_markdown
@@ -37,6 +37,7 @@ def sections(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[st
     adaptive = pairs.adaptive_table(table)
     if not adaptive.empty:
         out.append(("Adaptive lookahead beside the best fixed γ of the same draft", adaptive))
+    out += scale.sections(table)
     held = prediction_held(found)
     if not held.empty:
         out.append(("How often the prediction from traces and a latency profile held", held))
