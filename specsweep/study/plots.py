@@ -6,11 +6,13 @@ the report, and the same figures for the notebook.
 - speedup against gamma, measured with its interval, the predicted curve at every gamma and the predicted optimum;
 - speedup heatmap, draft x gamma;
 - alpha and c against draft parameters, on a log axis;
-- measured against predicted speedup, with the diagonal and the study's tolerance band.
+- measured against predicted speedup, with the diagonal and the study's tolerance band;
+- per target with a ladder of drafts (`specsweep.study.scale`): α against size and held-out perplexity, with fits.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import textwrap
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global figure registry for a sweep to fill
 
+from specsweep.study import scale
 from specsweep.study.cells import groups, ordered_drafts, title
 from specsweep.study.diagnose import TOLERANCE
 from specsweep.study.predict import curves
@@ -174,7 +177,41 @@ def figures(table: pd.DataFrame, tolerance: float = TOLERANCE) -> list[tuple[str
             fig = plot(frame, heading, tolerance)
             if fig is not None:
                 out.append((f"{slug(heading)}__{name}", heading, fig))
+    for group, found in itertools.groupby(scale.ladders(table), key=lambda ladder: ladder.group):
+        out.append((f"{slug(group)}__draft_scale", group, draft_scale(list(found), group)))
     return out
+
+
+def draft_scale(found: list[scale.Ladder], heading: str) -> Figure:
+    """α against draft parameters (log axis, Scylla's fit) and against held-out perplexity (SDSL's fit), a colour
+    per ladder, deep drafts drawn as squares."""
+    fig = Figure(figsize=(10.5, 4.2))
+    axes = fig.subplots(1, 2)
+    for ladder in found:
+        drafts = ladder.drafts
+        fits = scale.fits(drafts)
+        colour = None
+        for ax, (law, (column, _)) in zip(axes, scale.LAWS.items(), strict=True):
+            if drafts[column].isna().all():
+                continue
+            deep = drafts["layers"].fillna(1).astype(int).gt(1)
+            (points,) = ax.plot(drafts.loc[~deep, column], drafts.loc[~deep, "alpha"], "o", color=colour,
+                                label=ladder.heading)
+            colour = points.get_color()
+            ax.plot(drafts.loc[deep, column], drafts.loc[deep, "alpha"], "s", color=colour)
+            if fits[law] is not None:
+                line = drafts.sort_values(column)
+                ax.plot(line[column], scale.fitted(line, law, fits[law]), "-", color=colour, alpha=0.6,
+                        label=f"{law.split(':')[0]} fit, R² {fits[law]['r2']:.2f}")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("draft parameters (log)")
+    axes[1].set_xlabel("draft held-out perplexity")
+    for ax in axes:
+        ax.set_ylabel("α (pooled over γ)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(titled("α against draft scale (squares: deeper than one layer)", heading), fontsize=9)
+    return tight(fig)
 
 
 def save(table: pd.DataFrame, directory: Path, tolerance: float = TOLERANCE) -> list[Path]:

@@ -66,14 +66,15 @@ def per_draft(cells: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for draft, part in cells.groupby("draft", sort=False):
         best = part.loc[part["speedup"].idxmax()] if part["speedup"].notna().any() else None
-        accepted, rejected = part["accepted"].sum(), part["rejections"].sum()
+        accepted, rejected = (part[c].sum() if c in part else 0 for c in ("accepted", "rejections"))
         rows.append({"draft": draft, "shape": first(part, "draft_shape"), "layers": first(part, "draft_layers"),
                      "params": part["draft_params"].max(), "target_params": first(part, "target_params"),
                      "perplexity": first(part, "draft_heldout_perplexity"),
                      "agreement": first(part, "draft_agreement"),
-                     "alpha": accepted / (accepted + rejected) if accepted + rejected else float("nan"),
-                     "c": part["c"].median(), "verify_cost": part["verify_cost"].median()
-                     if "verify_cost" in part else 1.0,
+                     # pooled over the draft's cells where their counts are known (a paper's rows: the mean)
+                     "alpha": accepted / (accepted + rejected) if accepted + rejected else part["alpha"].mean(),
+                     "c": part["c"].median() if "c" in part else float("nan"),
+                     "verify_cost": part["verify_cost"].median() if "verify_cost" in part else 1.0,
                      "best_gamma": None if best is None else int(best["gamma"]), "best": best,
                      "gammas": sorted(part["gamma"].astype(int).unique())})
     return pd.DataFrame(rows).sort_values("params", kind="stable").reset_index(drop=True)
