@@ -35,22 +35,40 @@ def test_hub_families_use_the_seeds_exact_ids():
     assert cfg.dataset.template == "タイトル: {title}\nテキスト: {text}\n要約: " and cfg.dataset.truncate.text == 256
 
 
+class Vocab:  # a model's size depends on the tokenizer only through its length
+    eos_token_id = 0
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+
 def test_embedded_size_names_match_the_recipe():
     """The YAML lists sizes statically (validated before any build); the recipe must produce exactly those."""
     from specsweep.models import embedded
 
-    class Vocab:  # a model's size depends on the tokenizer only through its length
-        eos_token_id = 0
-
-        def __init__(self, n):
-            self.n = n
-
-        def __len__(self):
-            return self.n
-
     for family, recipe in [("embedded", embedded.Recipe()), ("embedded_micro", embedded.MICRO)]:
         names = [embedded.size_name(embedded.new_model(s, Vocab(recipe.vocab_size))) for s in recipe.drafts]
         assert list(compose_config([f"model_family={family}"]).model_family.drafts) == [*names, *embedded.NGRAM_ORDERS]
+
+
+def test_ladder_size_names_match_their_recipes():
+    from specsweep.models import distill, embedded
+
+    for family, recipe in [("embedded_ladder", embedded.Recipe()), ("embedded_ladder_micro", embedded.MICRO)]:
+        config = compose_config([f"model_family={family}"]).model_family
+        target = embedded.new_model(recipe.target, Vocab(recipe.vocab_size)).config
+        shapes = list(embedded.LADDERS[config.ladder].shapes)
+        counts = [distill.count_parameters(distill.draft_config(target, shape)) for shape in shapes]
+        assert list(config.drafts) == distill.names(counts, shapes)
+    # the plain ladders are the same shapes under another loss: the same names
+    for kd, plain in [("embedded_ladder", "embedded_ladder_plain"), ("embedded_ladder_micro",
+                                                                     "embedded_ladder_micro_plain")]:
+        ladders = [compose_config([f"model_family={name}"]).model_family for name in (kd, plain)]
+        assert ladders[0].drafts == ladders[1].drafts
+        assert embedded.LADDERS[ladders[0].ladder].shapes == embedded.LADDERS[ladders[1].ladder].shapes
 
 
 @pytest.mark.parametrize("override", ["gamma=three", "bench.repeats=1.5", "sampling.temprature=1",

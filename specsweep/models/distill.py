@@ -5,9 +5,10 @@ starts from the target's token embeddings where its width allows. All drafts of 
 target forward per step serves every draft that reads the same text:
 
     shapes = [parse_shape("1x64"), shape_for_size(target.config, 2_000_000)]
-    drafts = {name_of(d): d for d in (new_draft(target, s, "target") for s in shapes)}
+    made = [new_draft(target, shape, "target") for shape in shapes]
+    drafts = dict(zip(names([d.num_parameters() for d in made], shapes), made))
     train(target, drafts, tokens, Training(loss="tvd"), checkpoint=out / "state.pt")
-    perplexity(drafts["574K"], heldout, seq_len=256)
+    heldout(drafts, target, heldout_tokens, seq_len=256)  # each one's perplexity and agreement with the target
 
 Losses: `fkl` (forward KL, what the embedded family's drafts use), `tvd` (total variation, which DistillSpec shows is
 what acceptance rewards: a token is rejected with probability TV(p, q) at T = 1), `rkl` (reverse KL), and `nll`, plain
@@ -151,13 +152,10 @@ def shape_for_size(target: PretrainedConfig, size: int) -> Shape:
     return best[1]
 
 
-def name_of(model: PreTrainedModel) -> str:
-    return count_label(model.num_parameters())
-
-
-def names(models: list[PreTrainedModel], shapes: list[Shape]) -> list[str]:
-    """Size names (575K, 1.2M), with the shape added where two drafts would share one (1.8M-4x128, 1.8M-1x176)."""
-    sizes = [name_of(model) for model in models]
+def names(counts: list[int], shapes: list[Shape]) -> list[str]:
+    """Size names of drafts with these parameter counts (575K, 1.2M), with the shape added where two drafts would
+    share one (1.8M-4x128, 1.8M-1x176)."""
+    sizes = [count_label(count) for count in counts]
     return [f"{size}-{shape}" if sizes.count(size) > 1 else size for size, shape in zip(sizes, shapes, strict=True)]
 
 
@@ -340,7 +338,7 @@ def distill_into(out: Path, target: PreTrainedModel, tokenizer: PreTrainedTokeni
     """Train a draft of every shape for `target` and save each, with the target's tokenizer and its card, as
     out/<name>; returns the ladder's manifest (name -> card, and the target's own held-out figures)."""
     models = [new_draft(target, shape, training.init, training.seed + i) for i, shape in enumerate(shapes)]
-    drafts = dict(zip(names(models, shapes), models, strict=True))
+    drafts = dict(zip(names([m.num_parameters() for m in models], shapes), models, strict=True))
     start = time.perf_counter()
     train(target, drafts, tokens, training, checkpoint, progress)
     seconds = time.perf_counter() - start
