@@ -23,14 +23,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from specsweep.cli.args import Parser, device
-from specsweep.data.sources import LOCAL_FORMATS
-from specsweep.errors import ConfigError, first_line, looks_like_path
+from specsweep.cli.args import HELDOUT, HELDOUT_MAX, Parser, check_target_and_data, device, training_texts
+from specsweep.errors import ConfigError, first_line
 from specsweep.models.store import CARD, out_problem
 
-HELDOUT = 20  # one token in this many, at the end of the stream, is held out
-HELDOUT_MAX = 1 << 16
-FILE_SUFFIXES = {".txt", ".text", ".md", ".rst", ".py", *LOCAL_FORMATS}
 ARGS = "args.json"  # in <out>.partial: the arguments a partial run was started with
 
 
@@ -94,16 +90,7 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error(str(error))
     if args.name is not None and not re.fullmatch(r"\w+", args.name):
         parser.error(f"--name={args.name!r} is invalid; it must be letters, digits and underscores (a config name).")
-    target = Path(args.target).expanduser()
-    if target.exists() and not (target / "config.json").is_file():
-        parser.error(f"--target={args.target} has no config.json; it must be a model directory written by "
-                     "save_pretrained or a hub id.")
-    if not target.exists() and looks_like_path(args.target, FILE_SUFFIXES):
-        parser.error(f"--target={args.target} does not exist; it must be a model directory or a hub id.")
-    data = Path(args.data).expanduser()
-    if args.data != "stdlib" and not data.exists() and looks_like_path(args.data, FILE_SUFFIXES):
-        parser.error(f"--data={args.data} does not exist; it must be \"stdlib\", a text or "
-                     ".jsonl/.json/.csv/.parquet file, a dataset directory or a hub dataset id.")
+    check_target_and_data(parser, args.target, args.data)
     problem = out_problem(Path(args.out).expanduser(), args.force)
     if problem:
         parser.error(problem)
@@ -162,14 +149,10 @@ def load_target(args: argparse.Namespace):  # -> tuple[PreTrainedModel, PreTrain
 
 def token_streams(args: argparse.Namespace, tokenizer):  # -> tuple[torch.Tensor, torch.Tensor]
     """The training tokens and the held-out tail."""
-    from specsweep.data.training import training_documents, training_texts
+    from specsweep.data.training import training_documents
     from specsweep.models.embedded import stream
 
-    try:
-        texts = training_texts(args.data, args.field, args.split)
-    except ConfigError as error:  # its sentence names the dataset config; here the options are flags
-        flags = str(error).replace("dataset.path=", "--data=").replace("dataset.split=", "--split=")
-        raise ConfigError(flags) from None
+    texts = training_texts(args.data, args.field, args.split)
     tokens = stream(training_documents(tokenizer, texts))
     least = 2 * (args.seq_len + 1)
     if len(tokens) < least:

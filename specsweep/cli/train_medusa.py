@@ -21,17 +21,12 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from specsweep.cli.args import Parser, device
-from specsweep.data.sources import LOCAL_FORMATS
-from specsweep.data.training import training_documents, training_texts
-from specsweep.errors import ConfigError, first_line, looks_like_path
+from specsweep.cli.args import HELDOUT, HELDOUT_MAX, Parser, check_target_and_data, device, training_texts
+from specsweep.data.training import training_documents
+from specsweep.errors import ConfigError, first_line
 from specsweep.models import embedded
 from specsweep.models.medusa import acceptance_preview, train
 from specsweep.models.store import out_problem, save_atomically
-
-HELDOUT = 20  # one token in this many, at the end of the stream, is held out for the agreement report
-HELDOUT_MAX = 1 << 16  # a standard error under 0.2% on an agreement; 5% of a large dataset would outlast training
-FILE_SUFFIXES = {".txt", ".text", ".md", ".rst", ".py", *LOCAL_FORMATS}
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
@@ -66,16 +61,7 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                      "of heads.")
     if not args.lr > 0:
         parser.error(f"--lr={args.lr} is invalid; it must be a positive learning rate.")
-    target = Path(args.target).expanduser()
-    if target.exists() and not (target / "config.json").is_file():
-        parser.error(f"--target={args.target} has no config.json; it must be a model directory written by "
-                     "save_pretrained or a hub id.")
-    if not target.exists() and looks_like_path(args.target, FILE_SUFFIXES):
-        parser.error(f"--target={args.target} does not exist; it must be a model directory or a hub id.")
-    data = Path(args.data).expanduser()
-    if args.data != "stdlib" and not data.exists() and looks_like_path(args.data, FILE_SUFFIXES):
-        parser.error(f"--data={args.data} does not exist; it must be \"stdlib\", a text or "
-                     ".jsonl/.json/.csv/.parquet file, a dataset directory or a hub dataset id.")
+    check_target_and_data(parser, args.target, args.data)
     problem = out_problem(Path(args.out).expanduser(), args.force)
     if problem:
         parser.error(problem)
@@ -100,11 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(positions, int) and args.seq_len > positions:
             raise ConfigError(f"--seq-len={args.seq_len} is longer than the target's context; it must be at most its "
                               f"max_position_embeddings={positions}.")
-        try:
-            texts = training_texts(args.data, args.field, args.split)
-        except ConfigError as error:  # its sentence names the dataset config; here the options are flags
-            flags = str(error).replace("dataset.path=", "--data=").replace("dataset.split=", "--split=")
-            raise ConfigError(flags) from None
+        texts = training_texts(args.data, args.field, args.split)
         stream = embedded.stream(training_documents(tokenizer, texts))
         least = args.seq_len + args.heads + 1
         if len(stream) < least:

@@ -78,12 +78,12 @@ def test_distilled_drafts_sweep_at_once(kind, corpus, tmp_path, micro_env, capsy
     command = printed.strip().splitlines()[-1]
     assert command.startswith("python -m specsweep -m 'hydra.searchpath=[file://")
     done = sweep(tmp_path / "sweep", micro_env, f"hydra.searchpath=[file://{out}]", "model_family=drafts",
-                 f"draft={','.join(family['drafts'])}", "gamma=1,3",
+                 f"draft={','.join(family['drafts'])}", "gamma=3",
                  "dataset.prefix_lines=6")  # within the GPT-2 stand-in's 512 positions at its 300-token vocabulary
     assert done.returncode == 0, done.stderr[-3000:]
     results = pd.read_csv(tmp_path / "sweep" / "results.csv", dtype={"draft": str})
     cells = results[results["method"].eq("speculative")]
-    assert len(cells) == 4 and cells["status"].eq("done").all()
+    assert len(cells) == 2 and cells["status"].eq("done").all()
     assert cells["exact_match"].eq(1.0).all()  # greedy speculative output equals the baseline's
     assert cells["draft_loss"].eq("tvd").all() and cells["draft_heldout_perplexity"].gt(1).all()
 
