@@ -3,7 +3,8 @@ held-out perplexity, the optimum the fit predicts beside the one measured, deep 
 parameters, and distilled against plain-trained drafts of the same shape.
 
 A *ladder* is the drafts of one target trained one way (one `draft_loss`, or one model family where the drafts carry
-no card): its α is pooled over every γ measured (α does not depend on γ), its c is the median over them. Two laws:
+no card): a draft's α is pooled over every γ measured (α does not depend on γ; a paper's rows, which carry no counts,
+give the pair's α, at the smallest γ), its c is the median over them. Two laws:
 
 - Scylla's log-linear law, α = a + b · log10(N) (N the draft's parameters);
 - SDSL's affine law, α = a + b · PPL (the draft's held-out perplexity; one target, so its own perplexity is fixed).
@@ -71,8 +72,10 @@ def per_draft(cells: pd.DataFrame) -> pd.DataFrame:
                      "params": part["draft_params"].max(), "target_params": first(part, "target_params"),
                      "perplexity": first(part, "draft_heldout_perplexity"),
                      "agreement": first(part, "draft_agreement"),
-                     # pooled over the draft's cells where their counts are known (a paper's rows: the mean)
-                     "alpha": accepted / (accepted + rejected) if accepted + rejected else part["alpha"].mean(),
+                     # pooled over the draft's cells where their counts are known; a paper's rows: α at the
+                     # smallest γ, the pair's α, which a drafting bug that lowers α with γ leaves alone
+                     "alpha": accepted / (accepted + rejected) if accepted + rejected
+                     else part.sort_values("gamma")["alpha"].iloc[0],
                      "c": part["c"].median() if "c" in part else float("nan"),
                      "verify_cost": part["verify_cost"].median() if "verify_cost" in part else 1.0,
                      "best_gamma": None if best is None else int(best["gamma"]), "best": best,
