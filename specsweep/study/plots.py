@@ -209,7 +209,8 @@ def draft_scale(found: list[scale.Ladder], heading: str) -> Figure:
     for ax in axes:
         ax.set_ylabel("α (pooled over γ)")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a ladder without perplexities leaves its right panel empty
+            ax.legend(fontsize=7)
     fig.suptitle(titled("α against draft scale (squares: deeper than one layer)", heading), fontsize=9)
     return tight(fig)
 
