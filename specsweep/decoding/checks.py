@@ -64,6 +64,12 @@ def check_pair(target: PreTrainedModel, draft: PreTrainedModel, tokenizers: tupl
                 "speculative decoding needs a shared tokenizer (use method prompt_lookup, which drafts from "
                 "the prompt, for a target without a matching draft)."
             )
+    kinds = [getattr(m.config, "is_encoder_decoder", False) for m in (target, draft)]
+    if kinds[0] != kinds[1]:
+        words = ["an encoder–decoder" if kind else "a decoder-only" for kind in kinds]
+        raise ValueError(f"the draft is {words[1]} model and the target {words[0]} one; speculative decoding "
+                         "needs both of one kind (a decoder-only draft reading the target's encoder output, as "
+                         "Distil-Whisper does, is not supported).")
     for name in ("eos_token_id", "bos_token_id"):
         t, d = getattr(target.config, name, None), getattr(draft.config, name, None)
         if t is not None and d is not None and t != d:
@@ -80,3 +86,17 @@ def check_draft_can_read(tokens: list[int], draft_vocab: int) -> None:
             f"token id {max(tokens)} is outside the draft's vocabulary of {draft_vocab} ids, so draft and target "
             "do not share a tokenizer; use method prompt_lookup for a target without a matching draft."
         )
+
+
+def split_source(model: PreTrainedModel, seq: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(the source an encoder–decoder model encodes, the sequence its decoder starts from): for such a model, the
+    request's ids are the source and decoding starts at its decoder start token, [1, 1]; for a decoder-only model,
+    (None, the request's ids)."""
+    if not getattr(model.config, "is_encoder_decoder", False):
+        return None, seq
+    start = getattr(model.generation_config, "decoder_start_token_id", None)
+    start = model.config.decoder_start_token_id if start is None else start
+    if start is None:
+        raise ValueError(f"the encoder–decoder {type(model).__name__} names no decoder_start_token_id; set it in its "
+                         "config or generation_config.")
+    return seq, seq.new_full((1, 1), int(start))

@@ -24,6 +24,7 @@ from specsweep.decoding.checks import (
     check_request,
     check_stop_below,
     eos_set,
+    split_source,
 )
 from specsweep.decoding.methods import method
 from specsweep.decoding.runner import Runner, finish
@@ -59,10 +60,12 @@ def autoregressive(
     `margins=True` (never in a timed call) also returns each step's top-1 minus top-2 logit."""
     seq = check_request(input_ids, max_new_tokens, generator=generator, device=target.device).to(target.device)
     check_cache_kind(cache, use_cache)
+    source, seq = split_source(target, seq)  # an encoder–decoder target decodes from its start token
     prompt_length, eos = seq.shape[1], eos_set(eos_token_id)
     stats = DecodeStats()
     clock = Clock(seq.device, stats, instrumented)
-    runner = Runner.with_cache(target, use_cache, "target", clock, cache, prompt_length + max_new_tokens + 1)
+    runner = Runner.with_cache(target, use_cache, "target", clock, cache, prompt_length + max_new_tokens + 1,
+                               source=source)
     gaps = []
     clock.start()
     for _ in range(max_new_tokens):
@@ -232,14 +235,20 @@ def speculative(
     check_pair(target, draft, tokenizers)
     check_stop_below(stop_below)
     check_cache_kind(cache, use_cache)
-    prompt_length, eos, vocab = seq.shape[1], eos_set(eos_token_id), target.get_output_embeddings().out_features
     draft_vocab = draft.config.vocab_size
     check_draft_can_read(seq[0].tolist(), draft_vocab)
+    # An encoder–decoder pair: each model encodes the source itself (in its first forward, the call's prefill), and
+    # both decode from the one start token.
+    source, seq = split_source(target, seq)
+    if source is not None and not torch.equal(split_source(draft, source)[1], seq):
+        raise ValueError("the draft's decoder_start_token_id differs from the target's, so they do not share a "
+                         "tokenizer; speculative decoding needs one.")
+    prompt_length, eos, vocab = seq.shape[1], eos_set(eos_token_id), target.get_output_embeddings().out_features
     stats = DecodeStats(accepted_per_position=[0] * gamma)
     clock = Clock(seq.device, stats, instrumented)
     room = prompt_length + max_new_tokens + gamma + 1  # the longest a verification can make the sequence
-    m_p = Runner.with_cache(target, use_cache, "target", clock, cache, room)
-    m_q = Runner.with_cache(draft, use_cache, "draft", clock, cache, room, round_size=gamma)
+    m_p = Runner.with_cache(target, use_cache, "target", clock, cache, room, source=source)
+    m_q = Runner.with_cache(draft, use_cache, "draft", clock, cache, room, round_size=gamma, source=source)
     options = {"stop_below": stop_below} if stop_below else {}
 
     def proposal(prefix: torch.Tensor, lookahead: int) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -142,12 +142,20 @@ class Runner:
     length: int = 0  # static: the tokens it holds (a Python int, so reading it never waits for the device)
     fixed_shapes: bool = False  # static, and the model compiled: pad verifications to γ + 1, fuse draft rounds
     round_size: int = 0  # a draft's γ in the job: a fused round always drafts this many (one graph)
+    # An encoder–decoder model: the source it encodes ([1, S]) and, once its first forward has encoded it, the
+    # encoder's output. The sequence the runner decodes is then the decoder's.
+    source: torch.Tensor | None = None
+    encoded: Any = None
 
     @classmethod
     def with_cache(cls, model: PreTrainedModel, use_cache: bool, role: str, clock: Clock, cache: str, room: int,
                    **kwargs) -> Runner:
         """A runner whose cache is of kind `cache` ("dynamic", or "static" with room for `room` tokens). A model
         that keeps no KV cache (an n-gram draft) has no static cache to decode into: it reads the sequence."""
+        if cache == "static" and model.config.is_encoder_decoder:
+            raise ValueError(f"cache=static is not supported for the encoder–decoder {type(model).__name__}: its "
+                             "cross-attention cache has another length than its self-attention cache; use "
+                             "cache=dynamic.")
         if cache == "static" and keeps_kv_cache(model):
             compiled = getattr(model, FIXED_SHAPES, None) is not None
             return cls(model, use_cache, role, clock, cache=static_cache(model, room, role), static=True,
@@ -173,13 +181,15 @@ class Runner:
         fed = seq[:, start:]
         if self.fixed_shapes:  # a view's stride is the whole sequence's length: a guard every step would fail
             fed = fed.clone(memory_format=torch.contiguous_format)
-        out = call(
-            input_ids=fed,
-            past_key_values=self.cache,
-            use_cache=self.use_cache,
-            logits_to_keep=keep,
-            **extra,
-        )
+        if self.source is None:
+            inputs = {"input_ids": fed, "logits_to_keep": keep}
+        else:
+            if self.encoded is None:  # once per call, inside its first forward's time: the call's prefill
+                self.encoded = self.model.get_encoder()(input_ids=self.source)
+            # Without a KV cache every forward decodes the whole sequence, reading the encoding it kept; with one,
+            # the cross-attention entries stay and only the self-attention cache grows and is cropped.
+            inputs = {"decoder_input_ids": fed, "encoder_outputs": self.encoded}
+        out = call(past_key_values=self.cache, use_cache=self.use_cache, **inputs, **extra)
         logits = out.logits[0, -keep:]
         hidden = out.hidden_states[-1][0, -keep:] if self.keep_hidden else None
         if self.fixed_shapes:  # CUDA graphs reuse their output buffers at the next replay
