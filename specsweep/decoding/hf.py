@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, PreTrainedModel
 
-from specsweep.decoding.checks import check_pair, check_request, eos_set
+from specsweep.decoding.checks import check_pair, check_request, eos_set, split_source
 from specsweep.decoding.methods import method
 from specsweep.decoding.runner import cache_bytes, cache_kind
 from specsweep.decoding.sampling import Sampling
@@ -48,7 +48,13 @@ def _timed_forwards(model: PreTrainedModel, role: str, clock: Clock, round_state
         clock.after(state["mark"], role, state["index"], full)
         state["index"] += 1
 
+    def encoded(module, args, output):  # an encoder–decoder model's encoder: once per call, booked as its prefill
+        clock.after(state["mark"], role, 0)
+
     handles = [model.register_forward_pre_hook(before), model.register_forward_hook(after)]
+    if getattr(model.config, "is_encoder_decoder", False):
+        encoder = model.get_encoder()
+        handles += [encoder.register_forward_pre_hook(before), encoder.register_forward_hook(encoded)]
     try:
         yield
     finally:
@@ -124,12 +130,14 @@ def _generate(
             "verifies drafts against a KV cache (use method speculative for the no-cache cell)."
         )
     eos = eos_set(eos_token_id)
+    source, decoder = split_source(target, seq)
     config = GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=not sampling.greedy,
         eos_token_id=eos_token_id,
         pad_token_id=next(iter(eos), 0),
         use_cache=True,
+        **({} if source is None else {"decoder_start_token_id": int(decoder[0, 0])}),
         **({} if sampling.greedy else {
             "temperature": sampling.temperature,
             "top_k": sampling.top_k or 0,  # 0 turns off generate()'s default top_k=50
@@ -139,7 +147,9 @@ def _generate(
     )
     stats = DecodeStats(accepted_per_position=[0] * gamma)
     clock = Clock(seq.device, stats, instrumented)
-    max_length = seq.shape[1] + max_new_tokens
+    # An encoder–decoder target's output starts with its decoder start token; a decoder-only one's with the prompt.
+    start = decoder.shape[1]
+    max_length = start + max_new_tokens
     round_state = {"gamma": gamma, "drafts": []}
     # generate() samples from the global RNG: seed it from `generator`, without disturbing the caller's RNG.
     seed = None if generator is None else int(torch.randint(2**62, (1,), generator=generator,
@@ -150,7 +160,7 @@ def _generate(
         stack.enter_context(_timed_forwards(target, "target", clock, round_state))
         if draft is not None:
             # The lookahead is read from the assistant's own generation_config, not from generate()'s kwargs.
-            start = {"num_assistant_tokens_start": assistant.num_assistant_tokens}
+            initial = {"num_assistant_tokens_start": assistant.num_assistant_tokens}
             stack.enter_context(_generation_config(draft, assistant))
             stack.enter_context(_timed_forwards(draft, "draft", clock, round_state))
         if seed is not None:
@@ -161,7 +171,7 @@ def _generate(
             out = target.generate(seq, attention_mask=torch.ones_like(seq), assistant_model=draft,
                                   generation_config=config, return_dict_in_generate=True)
         clock.stop()
-    tokens = out.sequences[0, seq.shape[1] :]
+    tokens = out.sequences[0, start:]
     stats.new_tokens = tokens.numel()
     cache = {"target": cache_kind(out.past_key_values)}
     if draft is not None:
@@ -171,7 +181,7 @@ def _generate(
     if draft is not None:
         settings |= {"num_assistant_tokens": gamma, "num_assistant_tokens_schedule":
                      assistant.num_assistant_tokens_schedule, "assistant_confidence_threshold":
-                     assistant.assistant_confidence_threshold} | start
+                     assistant.assistant_confidence_threshold} | initial
         settings |= {"num_assistant_tokens_end": round_state.get("lookahead"),
                      "assistant_confidence_threshold_end": round_state.get("threshold")}
     return Generation(tokens, stats, settings)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import transformers
 
-from specsweep.decoding import Sampling, autoregressive, engine, speculative
+from specsweep.decoding import Sampling, assisted, autoregressive, engine, speculative
 from tests.decoding.test_sampling import P_VALUE, SAMPLES, always_accept, chi_squared_p_value, reference_probs
 from tests.helpers import perturbed, tiny_model
 
@@ -148,3 +148,14 @@ def test_the_check_rejects_a_broken_rule(small_pair, monkeypatch):
     monkeypatch.setattr(engine, "accept", always_accept)
     observed = observed_joint(target, draft, Sampling(temperature=1.0), True, SAMPLES // 3)
     assert chi_squared_p_value(observed, exact_joint(target, Sampling(temperature=1.0))) < P_VALUE
+
+
+# --- transformers' assisted generation on the same pairs ----------------------------------------------------
+
+@pytest.mark.parametrize("gamma", [1, 3, 7])
+def test_assisted_generation_is_exact(t5_target, t5_drafts, sources, t5_expected, gamma):
+    for source, want in zip(sources, t5_expected, strict=True):
+        theirs = assisted(t5_target, t5_drafts[0], source, gamma=gamma, max_new_tokens=MAX_NEW)
+        assert theirs.tokens.tolist() == want
+        assert theirs.stats.new_tokens == MAX_NEW and theirs.stats.prefill_seconds > 0  # the encoders: its prefill
+        assert theirs.stats.drafted > 0
