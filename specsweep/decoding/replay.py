@@ -11,14 +11,21 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel
 
+from specsweep.decoding.checks import split_source
 from specsweep.decoding.sampling import Sampling, fit_vocab, logits_to_probs
 
 
 def next_token_logits(model: PreTrainedModel, sequence: torch.Tensor, prompt_length: int, vocab: int) -> torch.Tensor:
     """The model's logits for each new token of `sequence`, given everything before it, in one forward.
-    sequence: [1, L + N] -> [N, vocab] (over the target's ids)."""
+    sequence: [1, L + N] -> [N, vocab] (over the target's ids). An encoder–decoder model reads the prompt as its
+    source and the new tokens after its decoder start token."""
     new = sequence.shape[1] - prompt_length
-    logits = model(input_ids=sequence, use_cache=False, logits_to_keep=new + 1).logits[0, :-1]  # [N, V_model]
+    source, start = split_source(model, sequence[:, :prompt_length])
+    if source is None:
+        logits = model(input_ids=sequence, use_cache=False, logits_to_keep=new + 1).logits[0, :-1]  # [N, V_model]
+    else:
+        decoder = torch.cat([start, sequence[:, prompt_length:]], dim=1)  # [1, 1 + N]
+        logits = model(input_ids=source, decoder_input_ids=decoder, use_cache=False).logits[0, :-1]
     return fit_vocab(logits, vocab)
 
 

@@ -20,6 +20,7 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -196,7 +197,8 @@ def _load_model(location: str, revision: str | None, trust_remote_code: bool, de
     config = AutoConfig.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code)
     setting = switches.resolve(setting, config, torch.device(device), location)
     kwargs = switches.load_kwargs(setting, torch.device(device))
-    auto = AutoModel if config.model_type == medusa.MedusaConfig.model_type else AutoModelForCausalLM
+    auto = AutoModel if config.model_type == medusa.MedusaConfig.model_type else \
+        AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
     model = auto.from_pretrained(location, config=config, revision=revision, trust_remote_code=trust_remote_code,
                                  **kwargs)
     if "device_map" not in kwargs:

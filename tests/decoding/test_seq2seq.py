@@ -9,6 +9,7 @@ import torch
 import transformers
 
 from specsweep.decoding import Sampling, assisted, autoregressive, engine, speculative
+from tests.decoding.test_replay import replay_matches_measure
 from tests.decoding.test_sampling import P_VALUE, SAMPLES, always_accept, chi_squared_p_value, reference_probs
 from tests.helpers import perturbed, tiny_model
 
@@ -159,3 +160,8 @@ def test_assisted_generation_is_exact(t5_target, t5_drafts, sources, t5_expected
         assert theirs.tokens.tolist() == want
         assert theirs.stats.new_tokens == MAX_NEW and theirs.stats.prefill_seconds > 0  # the encoders: its prefill
         assert theirs.stats.drafted > 0
+
+
+def test_greedy_replay_is_exact(t5_target, t5_drafts, sources):
+    """The trace of one teacher-forced forward of the draft, replayed at every γ, equals what decoding counts."""
+    replay_matches_measure(t5_target, t5_drafts[0], sources[1:4])
