@@ -220,13 +220,17 @@ def generated(model: PreTrainedModel, batch: torch.Tensor, seed: int) -> torch.T
     return out[:, : batch.shape[1]]
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16, AMX); emulated, it would be slower than float32."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def precision(device: torch.device) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast where the device computes it natively (CUDA, CPUs with AVX512-BF16 or AMX); float32 elsewhere,
-    where emulated bfloat16 would be slower. Weights stay float32 either way."""
+    """bfloat16 autocast where the device computes it natively (CUDA, `cpu_has_bf16`); float32 elsewhere. Weights
+    stay float32 either way."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=native)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_bf16())
 
 
 # --- training ------------------------------------------------------------------------------------------------

@@ -187,8 +187,7 @@ def batches(tokens: torch.Tensor, recipe: Recipe, steps: int, seed: int) -> Iter
 
 def autocast_dtype(recipe: Recipe) -> torch.dtype | None:
     """The dtype training autocasts to on this machine's CPU, or None for plain float32."""
-    if recipe.autocast == "bfloat16" and torch.backends.mkldnn.is_available() \
-            and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if recipe.autocast == "bfloat16" and distill.cpu_has_bf16():
         return torch.bfloat16
     return None
 
@@ -274,6 +273,21 @@ def stream(documents: list[list[int]]) -> torch.Tensor:
     return torch.tensor([t for doc in documents for t in doc], dtype=torch.long)
 
 
+def built_target(family: Path) -> tuple[GPTNeoXForCausalLM, PreTrainedTokenizerFast]:
+    """A built family's target, in eval mode, and its tokenizer."""
+    return (GPTNeoXForCausalLM.from_pretrained(family / "target").eval(),
+            PreTrainedTokenizerFast.from_pretrained(family / "target"))
+
+
+def family_tokens(family: Path, tokenizer: PreTrainedTokenizerFast, split: str, files: int | None = None
+                  ) -> torch.Tensor:
+    """A built family's training ("train") or held-out ("heldout") files, the first `files` of them (None: all), as
+    its tokenizer's stream: [N]."""
+    fields = Recipe.from_dict(json.loads((family / MANIFEST).read_text())["recipe"])
+    texts = read_texts(stdlib_files(split, fields.heldout_every, fields.max_files))[:files]
+    return stream(training_documents(tokenizer, texts))
+
+
 def _build_into(out: Path, recipe: Recipe) -> None:
     start = time.perf_counter()
     seconds = {}  # per phase: where a build's time goes, in its manifest
@@ -324,13 +338,8 @@ def _build_into(out: Path, recipe: Recipe) -> None:
 
 def _distill_ladder_into(out: Path, family: Path, recipe: LadderRecipe, checkpoint: Path) -> None:
     start = time.perf_counter()
-    target = GPTNeoXForCausalLM.from_pretrained(family / "target").eval()
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(family / "target")
-    fields = Recipe.from_dict(json.loads((family / MANIFEST).read_text())["recipe"])
-    tokens = stream(training_documents(tokenizer, read_texts(stdlib_files("train", fields.heldout_every,
-                                                                          fields.max_files))))
-    held = stream(training_documents(tokenizer, read_texts(stdlib_files("heldout", fields.heldout_every,
-                                                                        fields.max_files))))
+    target, tokenizer = built_target(family)
+    tokens, held = family_tokens(family, tokenizer, "train"), family_tokens(family, tokenizer, "heldout")
     manifest = distill.distill_into(out, target, tokenizer, str(family / "target"), tokens,
                                     held[: recipe.heldout_tokens], list(recipe.shapes), recipe.training, checkpoint)
     manifest |= {"recipe": dataclasses.asdict(recipe), "family": family.name,
@@ -342,17 +351,12 @@ def _distill_ladder_into(out: Path, family: Path, recipe: LadderRecipe, checkpoi
 def _train_medusa_into(out: Path, family: Path, recipe: MedusaRecipe) -> None:
     start = time.perf_counter()
     torch.manual_seed(recipe.seed)
-    built = json.loads((family / MANIFEST).read_text())
-    target = GPTNeoXForCausalLM.from_pretrained(family / "target").eval()
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(family / "target")
-    fields = Recipe.from_dict(built["recipe"])
-    texts = read_texts(stdlib_files("train", fields.heldout_every, fields.max_files))
-    tokens = stream(training_documents(tokenizer, texts))
+    target, tokenizer = built_target(family)
+    tokens = family_tokens(family, tokenizer, "train")
     heads = medusa.train(target, tokens, recipe.heads, recipe.steps, recipe.batch_size, recipe.seq_len, recipe.lr,
                          recipe.seed, location=str(family / "target"))
     heads.save_pretrained(out)
-    held = stream(training_documents(tokenizer, read_texts(stdlib_files("heldout", fields.heldout_every,
-                                                                        fields.max_files))[:20]))
+    held = family_tokens(family, tokenizer, "heldout", files=20)
     seal(out, {"recipe": dataclasses.asdict(recipe), "family": family.name, "heads": recipe.heads,
                "params": sum(p.numel() for p in heads.parameters()),
                "top1_agreement": medusa.acceptance_preview(heads, target, held),

@@ -44,15 +44,20 @@ def save_atomically(out: Path, parts: Iterable[Any], force: bool) -> None:
         problem = out_problem(out, force)
         if problem:
             raise ConfigError(f"{problem.removesuffix('.')} (it was filled while this ran); nothing was saved.")
-        if out.exists():  # rename() replaces an empty directory only: move the old one aside first
-            old = out.with_name(f"{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
+        move_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def move_into_place(staging: Path, out: Path) -> None:
+    """`staging`, whole, renamed to `out`, replacing what `out` held (checked by the caller)."""
+    if out.exists():  # rename() replaces an empty directory only: move the old one aside first
+        old = out.with_name(f"{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)
 
 
 # --- the build cache -------------------------------------------------------------------------------------
