@@ -50,6 +50,15 @@ def perturbed(model: GPTNeoXForCausalLM, scale: float, seed: int) -> GPTNeoXForC
     return noisy
 
 
+def error_line(capsys) -> str:
+    """The one line a command line's mistake printed on stderr (argparse's "prog: error: ..."), with no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
 def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
     """The real config tree, composed as `python -m specsweep` would, with `output_dir` set (no Hydra run)."""
     with initialize_config_module(version_base="1.3", config_module="specsweep.conf"):

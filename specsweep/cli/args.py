@@ -74,3 +74,39 @@ def training_texts(data: str, field: str, split: str) -> list[str]:
     except ConfigError as error:
         raise ConfigError(str(error).replace("dataset.path=", "--data=").replace("dataset.split=", "--split=")) \
             from None
+
+
+def check_training_args(parser: argparse.ArgumentParser, args: argparse.Namespace, counts: dict[str, int]) -> None:
+    """What the commands that train on a target share: each of `counts` (flag -> value) at least 1, a positive
+    `--lr`, `--target` and `--data`, an `--out` that can be written, and `--device` (resolved in place)."""
+    from pathlib import Path
+
+    from specsweep.models.store import out_problem
+
+    for flag, value in counts.items():
+        if value < 1:
+            parser.error(f"{flag}={value} is invalid; it must be at least 1.")
+    if not args.lr > 0:
+        parser.error(f"--lr={args.lr} is invalid; it must be a positive learning rate.")
+    check_target_and_data(parser, args.target, args.data)
+    problem = out_problem(Path(args.out).expanduser(), args.force)
+    if problem:
+        parser.error(problem)
+    args.device = device(parser, "--device", args.device)
+
+
+def load_target(target: str, device: Any) -> tuple[Any, Any]:
+    """A causal target and its tokenizer for a command that trains on it, in eval mode on `device`: float32 on the
+    CPU, where half precision is slow, the checkpoint's own dtype on an accelerator. A failure is one sentence."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from specsweep.errors import first_line
+
+    try:
+        dtype = torch.float32 if device.type == "cpu" else "auto"
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype).to(device).eval()
+        return model, AutoTokenizer.from_pretrained(target)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--target={target} could not be loaded ({first_line(error)}); it must be a causal "
+                          "language model's directory or hub id, with its tokenizer.") from None

@@ -23,9 +23,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from specsweep.cli.args import HELDOUT, HELDOUT_MAX, Parser, check_target_and_data, device, training_texts
+from specsweep.cli.args import HELDOUT, HELDOUT_MAX, Parser, check_training_args, load_target, training_texts
 from specsweep.errors import ConfigError, first_line
-from specsweep.models.store import CARD, out_problem
+from specsweep.models.store import CARD, move_into_place, out_problem
 
 ARGS = "args.json"  # in <out>.partial: the arguments a partial run was started with
 
@@ -75,14 +75,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What can be checked before anything loads; each failure is one sentence and exit status 2."""
     from specsweep.models.distill import parse_shape, parse_size
 
-    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size),
-                        ("--checkpoint-every", args.checkpoint_every)):
-        if value < 1:
-            parser.error(f"{flag}={value} is invalid; it must be at least 1.")
     if args.seq_len < 2:
         parser.error(f"--seq-len={args.seq_len} is invalid; it must be at least 2.")
-    if not args.lr > 0:
-        parser.error(f"--lr={args.lr} is invalid; it must be a positive learning rate.")
     try:
         args.ladder = [parse_shape(s) for s in args.shapes.split(",")] if args.shapes else \
             [parse_size(s) for s in args.sizes.split(",")]
@@ -90,11 +84,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error(str(error))
     if args.name is not None and not re.fullmatch(r"\w+", args.name):
         parser.error(f"--name={args.name!r} is invalid; it must be letters, digits and underscores (a config name).")
-    check_target_and_data(parser, args.target, args.data)
-    problem = out_problem(Path(args.out).expanduser(), args.force)
-    if problem:
-        parser.error(problem)
-    args.device = device(parser, "--device", args.device)
+    check_training_args(parser, args, {"--steps": args.steps, "--batch-size": args.batch_size,
+                                       "--checkpoint-every": args.checkpoint_every})
 
 
 def fingerprint(args: argparse.Namespace) -> dict:
@@ -123,9 +114,9 @@ def partial_dir(args: argparse.Namespace) -> Path:
     return partial
 
 
-def load_target(args: argparse.Namespace):  # -> tuple[PreTrainedModel, PreTrainedTokenizerBase]
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+def causal_target(args: argparse.Namespace):  # -> tuple[PreTrainedModel, PreTrainedTokenizerBase]
+    """The target and its tokenizer, refused first with one sentence when it has no causal LM head."""
+    from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
     try:
@@ -136,15 +127,7 @@ def load_target(args: argparse.Namespace):  # -> tuple[PreTrainedModel, PreTrain
     if getattr(config, "is_encoder_decoder", False) or type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
         raise ConfigError(f"--target={args.target} is a {config.model_type} model without a causal LM head; it must "
                           "be a decoder-only causal language model (GPT-2, LLaMA, GPT-NeoX, ...).")
-    try:
-        # float32 on the CPU, where half precision is slow; the checkpoint's own dtype on an accelerator.
-        dtype = torch.float32 if args.device.type == "cpu" else "auto"
-        target = AutoModelForCausalLM.from_pretrained(args.target, dtype=dtype).to(args.device).eval()
-        tokenizer = AutoTokenizer.from_pretrained(args.target)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"--target={args.target} could not be loaded ({first_line(error)}); it must be a causal "
-                          "language model's directory or hub id, with its tokenizer.") from None
-    return target, tokenizer
+    return load_target(args.target, args.device)
 
 
 def token_streams(args: argparse.Namespace, tokenizer):  # -> tuple[torch.Tensor, torch.Tensor]
@@ -186,11 +169,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import os
-
     from specsweep.models import distill
 
-    target, tokenizer = load_target(args)
+    target, tokenizer = causal_target(args)
     tokens, held = token_streams(args, tokenizer)
     if args.shapes is None:
         args.ladder = [distill.shape_for_size(target.config, size) for size in args.ladder]
@@ -217,9 +198,7 @@ def run(args: argparse.Namespace) -> None:
     problem = out_problem(out, args.force)
     if problem:
         raise ConfigError(f"{problem.removesuffix('.')} (it was filled while this ran); the drafts are in {partial}.")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(partial, out)
+    move_into_place(partial, out)
     for draft_name, card in manifest["drafts"].items():
         print(f"{draft_name:>12}  {card['shape']:>7}  held-out perplexity {card['heldout_perplexity']:8.2f}  "
               f"top-1 agreement {card['agreement']:.3f}")

@@ -18,15 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-from specsweep.cli.args import HELDOUT, HELDOUT_MAX, Parser, check_target_and_data, device, training_texts
+from specsweep.cli.args import HELDOUT, HELDOUT_MAX, Parser, check_training_args, load_target, training_texts
 from specsweep.data.training import training_documents
-from specsweep.errors import ConfigError, first_line
+from specsweep.errors import ConfigError
 from specsweep.models import embedded
 from specsweep.models.medusa import acceptance_preview, train
-from specsweep.models.store import out_problem, save_atomically
+from specsweep.models.store import save_atomically
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
@@ -53,19 +50,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Nam
 
 def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What can be checked before anything loads; each failure is one sentence and exit status 2."""
-    for flag, value in (("--heads", args.heads), ("--steps", args.steps), ("--batch-size", args.batch_size)):
-        if value < 1:
-            parser.error(f"{flag}={value} is invalid; it must be at least 1.")
-    if args.seq_len <= args.heads:
+    if args.heads >= 1 and args.seq_len <= args.heads:
         parser.error(f"--seq-len={args.seq_len} is invalid for --heads={args.heads}; it must be more than the number "
                      "of heads.")
-    if not args.lr > 0:
-        parser.error(f"--lr={args.lr} is invalid; it must be a positive learning rate.")
-    check_target_and_data(parser, args.target, args.data)
-    problem = out_problem(Path(args.out).expanduser(), args.force)
-    if problem:
-        parser.error(problem)
-    args.device = device(parser, "--device", args.device)
+    check_training_args(parser, args, {"--heads": args.heads, "--steps": args.steps, "--batch-size": args.batch_size})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,14 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     check(parser, args)
     device = args.device
     try:
-        try:
-            # float32 on the CPU, where half precision is slow; the checkpoint's own dtype on an accelerator.
-            dtype = torch.float32 if device.type == "cpu" else "auto"
-            target = AutoModelForCausalLM.from_pretrained(args.target, dtype=dtype).to(device).eval()
-            tokenizer = AutoTokenizer.from_pretrained(args.target)
-        except (OSError, ValueError) as error:
-            raise ConfigError(f"--target={args.target} could not be loaded ({first_line(error)}); it must be a "
-                              "causal language model's directory or hub id, with its tokenizer.") from None
+        target, tokenizer = load_target(args.target, device)
         target.requires_grad_(False)
         positions = getattr(target.config, "max_position_embeddings", None)
         if isinstance(positions, int) and args.seq_len > positions:

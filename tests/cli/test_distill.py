@@ -20,7 +20,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from specsweep.cli import distill as cli
-from tests.helpers import ROOT, shape, sweep
+from tests.helpers import ROOT, error_line, shape, sweep
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -50,14 +50,6 @@ def save_target(out: Path, kind: str) -> Path:
     AutoModelForCausalLM.from_config(shape(kind, 2, len(fast), fast.eos_token_id)).save_pretrained(out)
     fast.save_pretrained(out)
     return out
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if "error:" in line]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.mark.slow

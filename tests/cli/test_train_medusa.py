@@ -12,7 +12,7 @@ from transformers import AutoModel, PreTrainedTokenizerFast
 
 from specsweep.cli import train_medusa as cli
 from specsweep.models.medusa import MedusaHeads
-from tests.helpers import tiny_model
+from tests.helpers import error_line, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -41,14 +41,6 @@ def saved_target(tmp_path_factory) -> Path:
 def run_cli(saved_target: Path, out: Path, *extra: str) -> None:
     cli.main(["train", "--target", str(saved_target), "--data", str(saved_target.parent / "text.txt"),
               "--out", str(out), "--steps", "5", "--seq-len", "16", "--batch-size", "2", "--device", "cpu", *extra])
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if "error:" in line]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def test_cli_trains_and_saves_loadable_heads(saved_target, tmp_path, capsys):
